@@ -1,0 +1,93 @@
+"""Proxy settings read from the environment, validated once at start.
+
+Usage::
+
+    config = Config.from_env(os.environ)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+DEFAULT_MODEL_ID = "gemini-2.5-flash"
+DEFAULT_CHUNK_TOKEN = 50
+DEFAULT_PASSWORD = "kkb"
+DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
+DEFAULT_UPSTREAM_TIMEOUT = 300.0
+# gunicorn's own default; gunicorn.conf.py reads the same variable so the pool matches the worker.
+DEFAULT_WORKER_CONNECTIONS = 1000
+
+Number = TypeVar("Number", int, float)
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the proxy reads from its environment."""
+
+    api_keys: tuple[str, ...]
+    model_id: str = DEFAULT_MODEL_ID
+    chunk_token: int = DEFAULT_CHUNK_TOKEN
+    api_password: str = DEFAULT_PASSWORD
+    api_base: str = DEFAULT_API_BASE
+    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    worker_connections: int = DEFAULT_WORKER_CONNECTIONS
+
+    def __post_init__(self) -> None:
+        if not self.api_keys:
+            raise ConfigError("GEMINI_API_KEY_LIST", "no API key given (comma-separated list)")
+        if not MODEL_NAME.fullmatch(self.model_id):
+            raise ConfigError("MODEL_ID", "only letters, digits, '.', '-' and '_' are allowed")
+        if not self.api_password:
+            raise ConfigError("api_password", "must not be empty")
+        if not self.api_base.startswith(("http://", "https://")):
+            raise ConfigError("GEMINI_API_BASE", "must be an http:// or https:// URL")
+
+    @property
+    def password_is_default(self) -> bool:
+        """Whether the clients' password was left at the published default."""
+        return self.api_password == DEFAULT_PASSWORD
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Config:
+        """Build a Config from environment variables, raising ConfigError on bad values."""
+        keys = tuple(k.strip() for k in environ.get("GEMINI_API_KEY_LIST", "").split(","))
+        return cls(
+            api_keys=tuple(k for k in keys if k),
+            model_id=environ.get("MODEL_ID", DEFAULT_MODEL_ID).strip(),
+            chunk_token=_positive(environ, "chunk_token", int, DEFAULT_CHUNK_TOKEN),
+            api_password=environ.get("api_password", DEFAULT_PASSWORD),
+            api_base=environ.get("GEMINI_API_BASE", DEFAULT_API_BASE).strip().rstrip("/"),
+            upstream_timeout=_positive(
+                environ, "UPSTREAM_TIMEOUT", float, DEFAULT_UPSTREAM_TIMEOUT
+            ),
+            worker_connections=_positive(
+                environ, "WORKER_CONNECTIONS", int, DEFAULT_WORKER_CONNECTIONS
+            ),
+        )
+
+
+def _positive(environ: Mapping[str, str], name: str, kind: type[Number], default: Number) -> Number:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise ConfigError(name, f"expected a positive {kind.__name__}, got {raw!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigError(name, f"expected a positive {kind.__name__}, got {raw!r}")
+    return value
