@@ -1,0 +1,70 @@
+"""Server-sent events from Gemini: bytes as they arrive in, one `data` payload per event out.
+
+Usage::
+
+    for data in iter_events(response_byte_chunks):
+        event = json.loads(data)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+# Gemini ends events with CRLF CRLF; LF LF (and a mix) is accepted too, as the SSE spec allows.
+EVENT_END = re.compile(rb"\r?\n\r?\n")
+LINE_END = re.compile(r"\r?\n")
+# A separator is at most 4 bytes, so a new read can only complete one that began 3 bytes back.
+SEPARATOR_OVERLAP = 3
+
+
+class SSEError(ValueError):
+    """The upstream stream is not valid SSE (for example, not UTF-8)."""
+
+
+class SSEDecoder:
+    """Splits a byte stream into events; decodes UTF-8 only once an event is complete."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[str]:
+        """Take the next bytes read; return the data of every event they complete."""
+        start = max(0, len(self._buffer) - SEPARATOR_OVERLAP)
+        self._buffer += data
+        payloads = []
+        consumed = 0
+        for match in EVENT_END.finditer(self._buffer, start):
+            payload = _event_data(self._buffer[consumed : match.start()])
+            if payload is not None:
+                payloads.append(payload)
+            consumed = match.end()
+        if consumed:
+            del self._buffer[:consumed]
+        return payloads
+
+    def close(self) -> list[str]:
+        """Return the data of a last event that the stream ended without a blank line after."""
+        payload = _event_data(self._buffer)
+        self._buffer.clear()
+        return [] if payload is None else [payload]
+
+
+def iter_events(byte_chunks: Iterable[bytes]) -> Iterator[str]:
+    """Yield each event's data from an iterable of raw reads, as soon as the event is complete."""
+    decoder = SSEDecoder()
+    for data in byte_chunks:
+        yield from decoder.feed(data)
+    yield from decoder.close()
+
+
+def _event_data(raw: bytes | bytearray) -> str | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SSEError(f"event is not valid UTF-8: {error.reason}") from None
+    lines = [line for line in LINE_END.split(text) if line.startswith("data:")]
+    if not lines:
+        # Comments, `event:`/`id:`-only blocks and stray blank lines carry no payload.
+        return None
+    return "\n".join(line[6:] if line.startswith("data: ") else line[5:] for line in lines)

@@ -1,0 +1,70 @@
+"""SSE framing: events split anywhere, CRLF or LF, UTF-8 decoded per complete event."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.sse import SSEDecoder, SSEError, iter_events
+
+EVENTS = ['{"text": "naïve café ☕ 🚀"}', '{"n": 2}', '{"text": "日本語"}']
+
+
+def framed(separator: str) -> bytes:
+    return "".join(f"data: {data}{separator}" for data in EVENTS).encode()
+
+
+def feed_split(body: bytes, cut: int) -> list[str]:
+    """Decode the body delivered as two reads cut at `cut`."""
+    return list(iter_events([body[:cut], body[cut:]]))
+
+
+@pytest.mark.parametrize("separator", ["\r\n\r\n", "\n\n", "\r\n\n", "\n\r\n"])
+def test_events_are_found_at_every_split_point(separator: str) -> None:
+    """Every byte boundary, inside characters and CR/LF pairs too, gives the same events."""
+    body = framed(separator)
+    for cut in range(len(body) + 1):
+        assert feed_split(body, cut) == EVENTS, f"cut at byte {cut}"
+
+
+def test_byte_at_a_time_delivery_yields_each_event_as_soon_as_it_is_complete() -> None:
+    """An event comes out on the read that completes its blank line, not later."""
+    decoder = SSEDecoder()
+    body = framed("\r\n\r\n")
+    first_end = body.index(b"\r\n\r\n") + 4
+    seen = [decoder.feed(body[i : i + 1]) for i in range(first_end)]
+    assert seen[-1] == [EVENTS[0]]
+    assert not any(seen[:-1])
+
+
+def test_a_multibyte_character_split_between_reads_is_decoded_whole() -> None:
+    """The 4 bytes of an emoji across two reads decode as one character."""
+    body = 'data: {"t": "🚀"}\r\n\r\n'.encode()
+    rocket = body.index("🚀".encode())
+    assert list(iter_events([body[: rocket + 2], body[rocket + 2 :]])) == ['{"t": "🚀"}']
+
+
+def test_a_last_event_without_a_blank_line_is_still_delivered() -> None:
+    """A stream that ends right after its last data line loses nothing."""
+    assert list(iter_events([b'data: {"a": 1}\r\n\r\ndata: {"b": 2}'])) == ['{"a": 1}', '{"b": 2}']
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b": keep-alive\r\n\r\ndata: 1\r\n\r\n", ["1"]),
+        (b"event: message\r\nid: 7\r\ndata: 2\r\n\r\n", ["2"]),
+        (b"data:3\n\n", ["3"]),
+        (b"data: a\ndata: b\n\n", ["a\nb"]),
+        (b"\r\n\r\n\r\n\r\ndata: 4\r\n\r\n", ["4"]),
+    ],
+    ids=["comment", "other-fields", "no-space", "multi-line", "blank-lines"],
+)
+def test_only_data_fields_are_payload(body: bytes, expected: list[str]) -> None:
+    """Comments and non-data fields carry no payload; multi-line data is joined with LF."""
+    assert list(iter_events([body])) == expected
+
+
+def test_invalid_utf8_in_an_event_is_an_error() -> None:
+    """Bytes that are not UTF-8 raise SSEError instead of passing garbage on."""
+    with pytest.raises(SSEError):
+        list(iter_events([b"data: \xff\xfe\r\n\r\n"]))
