@@ -1,0 +1,74 @@
+"""Validation of the client's request body: only what the proxy relies on.
+
+Usage::
+
+    request_json = load_generate_request(raw_body)  # raises ApiError(400) naming the problem
+
+Everything else in a GenerateContentRequest (systemInstruction, tools, generationConfig,
+snake_case spellings, fields newer than this proxy) is left alone: the raw bytes go to Gemini.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, fields, validate
+
+from .errors import ApiError
+
+NON_EMPTY = validate.Length(min=1)
+
+
+class ContentSchema(Schema):
+    """One turn of the conversation: a role (optional) and its parts."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    parts = fields.List(fields.Dict(), required=True, validate=NON_EMPTY)
+
+
+class GenerateRequestSchema(Schema):
+    """A Gemini GenerateContentRequest; fields besides `contents` pass through unchecked."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    contents = fields.List(fields.Nested(ContentSchema), required=True, validate=NON_EMPTY)
+
+
+GENERATE_REQUEST = GenerateRequestSchema()
+
+
+def load_generate_request(raw: bytes) -> dict[str, Any]:
+    """Parse and check a /generate body; raise ApiError(400) that names what is wrong."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, f"request body is not valid UTF-8 (byte {error.start})") from None
+    try:
+        body = json.loads(text)
+    except RecursionError:
+        raise ApiError(400, "request body is JSON nested too deeply") from None
+    except ValueError as error:
+        raise ApiError(400, f"request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object (a GenerateContentRequest)")
+    # validate() only reports problems; the body is forwarded as the client sent it.
+    problems = GENERATE_REQUEST.validate(body)
+    if problems:
+        raise ApiError(400, f"invalid request body: {_describe(problems)}", fields=problems)
+    return body
+
+
+def _describe(problems: dict[str, Any], path: str = "") -> str:
+    parts = []
+    for name, problem in problems.items():
+        # marshmallow files whole-object type errors under "_schema"; name the object instead.
+        where = path if name == "_schema" else f"{path}.{name}" if path else str(name)
+        if isinstance(problem, dict):
+            parts.append(_describe(problem, where))
+        else:
+            parts.append(f"{where}: {' '.join(map(str, problem))}")
+    return "; ".join(parts)

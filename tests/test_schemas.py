@@ -1,0 +1,60 @@
+"""The /generate body: what is refused (400, naming the problem) and what passes through as is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.errors import ApiError
+from app.schemas import load_generate_request
+
+VALID = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (b"", "not valid JSON"),
+        (b"{", "not valid JSON"),
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b'{"contents": "\xc3"}', "not valid UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"[]", "must be a JSON object"),
+        (b'"text"', "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"{}", "contents: Missing data"),
+        (b'{"contents": null}', "contents"),
+        (b'{"contents": []}', "contents: Shorter than minimum length 1"),
+        (b'{"contents": {"parts": []}}', "contents: Not a valid list"),
+        (b'{"contents": ["hi"]}', "contents.0: Invalid input type"),
+        (b'{"contents": [{"role": "user"}]}', "contents.0.parts: Missing data"),
+        (b'{"contents": [{"parts": {"text": "x"}}]}', "contents.0.parts: Not a valid list"),
+        (b'{"contents": [{"parts": []}]}', "contents.0.parts: Shorter than minimum length 1"),
+        (b'{"contents": [{"parts": ["hi"]}]}', "contents.0.parts.0: Not a valid mapping"),
+        (b'{"contents": [{"parts": [{}]}, {"parts": 3}]}', "contents.1.parts: Not a valid list"),
+    ],
+)
+def test_bad_bodies_are_refused_with_a_400_naming_the_problem(raw: bytes, named: str) -> None:
+    """Each malformed body raises ApiError(400) whose message says what is wrong."""
+    with pytest.raises(ApiError) as caught:
+        load_generate_request(raw)
+    assert caught.value.code == 400
+    assert named in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"systemInstruction": {"parts": [{"text": "be brief"}]}},
+        {"generationConfig": {"temperature": 0.2, "thinkingConfig": {"thinkingBudget": 0}}},
+        {"generation_config": {"max_output_tokens": 5}, "system_instruction": {"parts": []}},
+        {"tools": [{"functionDeclarations": [{"name": "f"}]}], "toolConfig": {}},
+        {"safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}]},
+        {"cachedContent": "cachedContents/abc", "someFutureField": [1, {"x": None}]},
+    ],
+)
+def test_valid_bodies_come_back_unchanged_with_unknown_fields(extra: dict) -> None:
+    """Fields the schema does not know, snake_case ones too, are kept exactly."""
+    body = {**VALID, **extra}
+    assert load_generate_request(json.dumps(body).encode()) == body

@@ -1,0 +1,136 @@
+"""The Gemini client, against `responses`: request shape, error mapping, streaming reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import responses
+
+from app.keys import Key
+from app.upstream import GeminiClient, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+
+BASE = "http://gemini.test"
+URL = f"{BASE}/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+KEY = Key("k2", "secret-key-value")
+BODY = b'{"contents": [{"parts": [{"text": "hi"}]}], "generation_config": {"x": 1}}'
+
+
+def client() -> GeminiClient:
+    return GeminiClient(BASE, timeout=5, pool_size=37)
+
+
+def gemini_error(code: int, status: str, reason: str | None = None) -> dict:
+    error: dict = {"code": code, "message": f"{status} happened", "status": status}
+    if reason:
+        error["details"] = [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "x"}
+        ]
+    return {"error": error}
+
+
+@responses.activate
+def test_request_goes_to_stream_generate_content_with_the_key_in_a_header_only() -> None:
+    """POST ...:streamGenerateContent?alt=sse, key in x-goog-api-key, body as sent."""
+    responses.post(URL, body=b"data: {}\r\n\r\n", content_type="text/event-stream")
+    client().open_stream("gemini-2.5-flash", BODY, KEY).close()
+    (call,) = responses.calls
+    assert call.request.url == f"{URL}?alt=sse"
+    assert call.request.headers["x-goog-api-key"] == KEY.secret
+    assert KEY.secret not in call.request.url
+    assert call.request.body == BODY
+    assert call.request.headers["Accept-Encoding"] == "identity"
+
+
+def test_the_pool_keeps_as_many_connections_as_a_worker_holds_streams() -> None:
+    """pool_maxsize follows worker_connections."""
+    adapter = client().session.get_adapter(f"{BASE}/")
+    assert adapter._pool_maxsize == 37
+
+
+@responses.activate
+def test_a_stream_is_read_as_it_arrives() -> None:
+    """iter_bytes yields the body; concatenated it is the whole stream."""
+    body = b'data: {"a": 1}\r\n\r\ndata: {"b": 2}\r\n\r\n'
+    responses.post(URL, body=body, content_type="text/event-stream")
+    stream = client().open_stream("gemini-2.5-flash", BODY, KEY)
+    assert b"".join(stream.iter_bytes()) == body
+
+
+@pytest.mark.parametrize(
+    ("status", "error_status"),
+    [
+        (400, "INVALID_ARGUMENT"),
+        (403, "PERMISSION_DENIED"),
+        (404, "NOT_FOUND"),
+        (429, "RESOURCE_EXHAUSTED"),
+        (500, "INTERNAL"),
+        (503, "UNAVAILABLE"),
+    ],
+)
+@responses.activate
+def test_gemini_errors_pass_through_with_their_status_and_body(
+    status: int, error_status: str
+) -> None:
+    """A non-200 answer becomes UpstreamError with Gemini's status and JSON body unchanged."""
+    responses.post(URL, json=gemini_error(status, error_status), status=status)
+    with pytest.raises(UpstreamError) as caught:
+        client().open_stream("gemini-2.5-flash", BODY, KEY)
+    assert caught.value.status == status
+    assert caught.value.body == gemini_error(status, error_status)
+    assert caught.value.upstream_status == str(status)
+
+
+@responses.activate
+def test_an_invalid_key_is_the_operators_problem_500_naming_the_key_id() -> None:
+    """400 API_KEY_INVALID becomes 500 with the details and the key's id, never the key."""
+    responses.post(URL, json=gemini_error(400, "INVALID_ARGUMENT", "API_KEY_INVALID"), status=400)
+    with pytest.raises(UpstreamError) as caught:
+        client().open_stream("gemini-2.5-flash", BODY, KEY)
+    assert caught.value.status == 500
+    error = caught.value.body["error"]
+    assert error["status"] == "INTERNAL"
+    assert error["key"] == "k2"
+    assert error["upstream"]["details"][0]["reason"] == "API_KEY_INVALID"
+    assert KEY.secret not in json.dumps(caught.value.body)
+
+
+@responses.activate
+def test_an_array_wrapped_error_body_is_unwrapped() -> None:
+    """Gemini's non-SSE framing `[{"error": ...}]` reads like the plain one."""
+    responses.post(URL, json=[gemini_error(429, "RESOURCE_EXHAUSTED")], status=429)
+    with pytest.raises(UpstreamError) as caught:
+        client().open_stream("gemini-2.5-flash", BODY, KEY)
+    assert caught.value.body == gemini_error(429, "RESOURCE_EXHAUSTED")
+
+
+@responses.activate
+def test_a_non_json_error_body_becomes_a_gemini_shaped_one() -> None:
+    """An HTML 502 from a load balancer is reported in the usual JSON shape."""
+    responses.post(URL, body="<html>bad gateway</html>", status=502)
+    with pytest.raises(UpstreamError) as caught:
+        client().open_stream("gemini-2.5-flash", BODY, KEY)
+    assert caught.value.status == 502
+    assert caught.value.body["error"]["code"] == 502
+    assert "without a JSON error body" in caught.value.body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("exception", "expected", "status"),
+    [
+        (requests.ConnectionError("refused"), UpstreamUnreachable, 502),
+        (requests.ConnectTimeout("slow connect"), UpstreamUnreachable, 502),
+        (requests.ReadTimeout("no byte"), UpstreamTimeout, 504),
+    ],
+)
+@responses.activate
+def test_transport_failures_map_to_502_and_504(
+    exception: Exception, expected: type[UpstreamError], status: int
+) -> None:
+    """Unreachable is 502; no byte for the timeout is 504."""
+    responses.post(URL, body=exception)
+    with pytest.raises(expected) as caught:
+        client().open_stream("gemini-2.5-flash", BODY, KEY)
+    assert caught.value.status == status
+    assert caught.value.body["error"]["code"] == status
