@@ -1,0 +1,581 @@
+"""A local Gemini API: streams Gemini-shaped SSE answers, with failures scripted per API key.
+
+Usage: python -m app.simulator --host 127.0.0.1 --port 8090 [--events 12] [--delay 0.25]
+
+It speaks ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` like the real API and
+serves loopback-only control endpoints under ``/_sim/``: ``PUT /_sim/behaviour`` scripts the
+answers (per key), ``GET|DELETE /_sim/requests`` is the log of received calls, ``GET
+/_sim/streams`` counts streams and ``GET /_sim/health`` says it is up. It is self-contained (no
+imports from the rest of ``app``) and runs on gevent's WSGI server without monkey-patching, so
+one process can hold thousands of concurrent streams.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import errno
+import ipaddress
+import json
+import re
+import resource
+import secrets
+import signal
+import sys
+import time
+import types
+import typing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+import gevent
+from gevent.pywsgi import WSGIServer
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8090
+# 12 events of 20 words 0.25 s apart: a demo crosses the proxy's 50-token chunks several times.
+DEFAULT_EVENTS = 12
+DEFAULT_DELAY = 0.25
+DEFAULT_WORDS_PER_EVENT = 20
+DEFAULT_FINISH_REASON = "STOP"
+DEFAULT_MODEL = "gemini-sim"
+DEFAULT_RESPONSE_ID = "sim-response"
+RESPONSE_ID_BYTES = 16
+MAX_LOGGED_REQUESTS = 10_000
+# Benchmarks open thousands of connections at once; the kernel caps this at somaxconn anyway.
+LISTEN_BACKLOG = 4096
+MIN_STATUS = 200
+MAX_STATUS = 599
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+MODEL_PATH = re.compile(r"/v1beta/models/(?P<model>[A-Za-z0-9._-]+):streamGenerateContent")
+CONTROL_PREFIX = "/_sim/"
+API_KEY_ENVIRON = "HTTP_X_GOOG_API_KEY"
+SSE_ALT = "sse"
+SSE_CONTENT_TYPE = "text/event-stream"
+JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
+EVENT_PREFIX = b"data: "
+# Gemini separates events with CRLF CRLF, which clients must handle as well as LF LF.
+EVENT_END = b"\r\n\r\n"
+JSON_SEPARATORS = (",", ":")
+
+# Multi-byte words (2-byte "é"/"ï", 4-byte emoji) make clients deal with UTF-8 split across reads.
+ANSWER_TEXT = (
+    "the quick proxy streams every chunk of tokens to a patient client while the café "
+    "serves naïve benchmarks under steady load 🚀 and each counter stays honest until "
+    "the final word arrives safely home"
+)
+THOUGHT_TEXT = (
+    "first consider what the user really asks then weigh the options and plan a short "
+    "clear answer step by step"
+)
+ANSWER_WORDS = tuple(ANSWER_TEXT.split())
+THOUGHT_WORDS = tuple(THOUGHT_TEXT.split())
+
+ERROR_STATUSES: dict[int, tuple[str, str]] = {
+    HTTPStatus.BAD_REQUEST: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
+    HTTPStatus.UNAUTHORIZED: ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
+    HTTPStatus.FORBIDDEN: ("PERMISSION_DENIED", "The caller does not have permission."),
+    HTTPStatus.NOT_FOUND: ("NOT_FOUND", "Requested entity was not found."),
+    HTTPStatus.TOO_MANY_REQUESTS: (
+        "RESOURCE_EXHAUSTED",
+        "Resource has been exhausted (e.g. check quota).",
+    ),
+    HTTPStatus.INTERNAL_SERVER_ERROR: ("INTERNAL", "An internal error has occurred."),
+    HTTPStatus.SERVICE_UNAVAILABLE: (
+        "UNAVAILABLE",
+        "The model is overloaded. Please try again later.",
+    ),
+    HTTPStatus.GATEWAY_TIMEOUT: ("DEADLINE_EXCEEDED", "The request timed out."),
+}
+UNKNOWN_ERROR_STATUS = ("UNKNOWN", "Unknown error.")
+UNREGISTERED_CALLER_MESSAGE = (
+    "Method doesn't allow unregistered callers (callers without established identity). "
+    "Please use API Key or other form of API consumer identity to call this API."
+)
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Callable[[bytes], object]]
+ControlHandler = Callable[[bytes], tuple[int, dict[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Behaviour:
+    """How the simulator answers a generation request; every field has a working default."""
+
+    events: int = DEFAULT_EVENTS
+    delay: float = DEFAULT_DELAY
+    first_delay: float = 0.0
+    words_per_event: int = DEFAULT_WORDS_PER_EVENT
+    thought_events: int = 0
+    finish_reason: str | None = DEFAULT_FINISH_REASON
+    block_reason: str | None = None
+    parts_extra: list[dict[str, Any]] | None = None
+    status: int | None = None
+    error_body: dict[str, Any] | None = None
+    retry_after: int | None = None
+    cut_after: int | None = None
+    hang_before_headers: float = 0.0
+    error_event_after: int | None = None
+    text: str | None = None
+    stamp: bool = False
+
+
+BEHAVIOUR_FIELDS = {field.name: field.type for field in dataclasses.fields(Behaviour)}
+
+
+class ConfigError(ValueError):
+    """A behaviour configuration that cannot be applied."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulatorConfig:
+    """The default behaviour plus complete behaviours for the keys that override it."""
+
+    default: Behaviour
+    keys: dict[str, Behaviour]
+
+    def for_key(self, key: str) -> Behaviour:
+        """Return the behaviour that applies to requests made with this API key."""
+        return self.keys.get(key, self.default)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the configuration as the effective behaviour of the default and each key."""
+        return {
+            "default": dataclasses.asdict(self.default),
+            "keys": {key: dataclasses.asdict(value) for key, value in self.keys.items()},
+        }
+
+
+@dataclasses.dataclass
+class StreamStats:
+    """Counts of SSE streams: being sent, ever started, ended by the client, cut on purpose."""
+
+    open: int = 0
+    opened: int = 0
+    closed_early: int = 0
+    cut: int = 0
+
+
+def gemini_error(code: int, message: str | None = None) -> dict[str, Any]:
+    """Return a Gemini-shaped error body for an HTTP status."""
+    status, default_message = ERROR_STATUSES.get(code, UNKNOWN_ERROR_STATUS)
+    return {"error": {"code": int(code), "message": message or default_message, "status": status}}
+
+
+def count_prompt_tokens(body: Any) -> int:
+    """Count one token per word in the text parts of a request's contents (at least 1)."""
+    contents = body.get("contents") if isinstance(body, dict) else None
+    words = 0
+    for content in contents if isinstance(contents, list) else []:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else []:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                words += len(part["text"].split())
+    return max(words, 1)
+
+
+def sse_events(
+    behaviour: Behaviour | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    prompt_tokens: int = 1,
+    response_id: str = DEFAULT_RESPONSE_ID,
+) -> Iterator[dict[str, Any]]:
+    """Yield the events of one streamed answer, without pacing, cuts or timestamps."""
+    behaviour = behaviour or Behaviour()
+    envelope = {"modelVersion": model, "responseId": response_id}
+    if behaviour.block_reason is not None:
+        usage = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens}
+        feedback = {"blockReason": behaviour.block_reason}
+        yield {"promptFeedback": feedback, "usageMetadata": usage, **envelope}
+        return
+    thoughts = _word_pieces(THOUGHT_WORDS, behaviour.thought_events, behaviour.words_per_event)
+    steps = [(True, text) for text in thoughts] + [(False, text) for text in _answer(behaviour)]
+    sent = steps if behaviour.error_event_after is None else steps[: behaviour.error_event_after]
+    thought_tokens = answer_tokens = 0
+    for index, (is_thought, text) in enumerate(sent):
+        is_last = index == len(steps) - 1
+        if is_thought:
+            thought_tokens += len(text.split())
+            parts = [{"text": text, "thought": True}]
+        else:
+            answer_tokens += len(text.split())
+            parts = [{"text": text}]
+        if is_last and behaviour.parts_extra:
+            parts += behaviour.parts_extra
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+        if is_last and behaviour.finish_reason is not None:
+            candidate["finishReason"] = behaviour.finish_reason
+        candidate["index"] = 0
+        usage = {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": answer_tokens,
+            "totalTokenCount": prompt_tokens + answer_tokens + thought_tokens,
+        }
+        if behaviour.thought_events:
+            usage["thoughtsTokenCount"] = thought_tokens
+        yield {"candidates": [candidate], "usageMetadata": usage, **envelope}
+    if behaviour.error_event_after is not None:
+        yield gemini_error(HTTPStatus.SERVICE_UNAVAILABLE)
+
+
+def frame_event(event: dict[str, Any]) -> bytes:
+    """Encode one event as Gemini does: compact UTF-8 JSON after `data: `, then CRLF CRLF."""
+    return EVENT_PREFIX + _dumps(event) + EVENT_END
+
+
+def parse_config(payload: Any, base: Behaviour) -> SimulatorConfig:
+    """Validate a `PUT /_sim/behaviour` body; its fields override `base`. Raise ConfigError."""
+    if not isinstance(payload, dict):
+        raise ConfigError("the body must be a JSON object")
+    unknown = sorted(set(payload) - {"default", "keys"})
+    if unknown:
+        raise ConfigError(f"unknown top-level field(s): {', '.join(unknown)}")
+    default = dataclasses.replace(base, **checked_fields(payload.get("default", {}), "default"))
+    keys = payload.get("keys", {})
+    if not isinstance(keys, dict):
+        raise ConfigError("keys must be an object of API key to behaviour fields")
+    return SimulatorConfig(
+        default=default,
+        keys={
+            key: dataclasses.replace(default, **checked_fields(fields, f"keys.{key}"))
+            for key, fields in keys.items()
+        },
+    )
+
+
+def checked_fields(fields: Any, where: str) -> dict[str, Any]:
+    """Return behaviour fields after checking names, types and ranges; raise ConfigError."""
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{where} must be an object of behaviour fields")
+    unknown = sorted(set(fields) - set(BEHAVIOUR_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown behaviour field(s) in {where}: {', '.join(unknown)}")
+    for name, value in fields.items():
+        hint = BEHAVIOUR_FIELDS[name]
+        if not _matches_type(value, hint):
+            raise ConfigError(f"{where}.{name} must be {_type_name(hint)}, not {json.dumps(value)}")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{where}.{name} must not be negative")
+        if name == "status" and value is not None and not MIN_STATUS <= value <= MAX_STATUS:
+            raise ConfigError(f"{where}.status must be between {MIN_STATUS} and {MAX_STATUS}")
+    return fields
+
+
+class SimulatorApp:
+    """The WSGI application: Gemini's streaming endpoint plus the `/_sim/` control API."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.base = behaviour
+        self.config = SimulatorConfig(default=behaviour, keys={})
+        self.requests: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
+        self.stats = StreamStats()
+        self._control_routes: dict[tuple[str, str], ControlHandler] = {
+            ("GET", "/_sim/health"): lambda _body: (HTTPStatus.OK, {"status": "ok"}),
+            ("GET", "/_sim/behaviour"): lambda _body: (HTTPStatus.OK, self.config.to_json()),
+            ("PUT", "/_sim/behaviour"): self._put_behaviour,
+            ("GET", "/_sim/requests"): lambda _body: (
+                HTTPStatus.OK,
+                {"requests": list(self.requests)},
+            ),
+            ("DELETE", "/_sim/requests"): self._clear_requests,
+            ("GET", "/_sim/streams"): lambda _body: (
+                HTTPStatus.OK,
+                dataclasses.asdict(self.stats),
+            ),
+        }
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer one HTTP request."""
+        if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+            return self._control(environ, start_response)
+        return self._generate(environ, start_response)
+
+    def _generate(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        key = environ.get(API_KEY_ENVIRON) or None
+        match = MODEL_PATH.fullmatch(path)
+        model = match["model"] if match else None
+        body = _loads(environ["wsgi.input"].read())
+        self.requests.append(
+            {
+                "key": key,
+                "model": model,
+                "path": path,
+                "query": query,
+                "body": body,
+                "time": time.time(),
+            }
+        )
+        if model is None or environ["REQUEST_METHOD"] != "POST":
+            message = f"{environ['REQUEST_METHOD']} {path} is not a Gemini streaming endpoint."
+            error = gemini_error(HTTPStatus.NOT_FOUND, message)
+            return _json_response(start_response, HTTPStatus.NOT_FOUND, error)
+        if key is None:
+            error = gemini_error(HTTPStatus.FORBIDDEN, UNREGISTERED_CALLER_MESSAGE)
+            return _json_response(start_response, HTTPStatus.FORBIDDEN, error)
+        behaviour = self.config.for_key(key)
+        gevent.sleep(behaviour.hang_before_headers)
+        if not isinstance(body, dict):
+            error = gemini_error(HTTPStatus.BAD_REQUEST, "Invalid JSON payload received.")
+            return _json_response(start_response, HTTPStatus.BAD_REQUEST, error)
+        if parse_qs(query).get("alt") != [SSE_ALT]:
+            # The proxy must always ask for SSE; the JSON-array format would hide that bug.
+            error = gemini_error(HTTPStatus.BAD_REQUEST, "The simulator only streams with alt=sse.")
+            return _json_response(start_response, HTTPStatus.BAD_REQUEST, error)
+        if behaviour.status is not None and behaviour.status != HTTPStatus.OK:
+            headers = (
+                []
+                if behaviour.retry_after is None
+                else [("Retry-After", str(behaviour.retry_after))]
+            )
+            error = behaviour.error_body or gemini_error(behaviour.status)
+            return _json_response(start_response, behaviour.status, error, headers)
+        events = sse_events(
+            behaviour,
+            model=model,
+            prompt_tokens=count_prompt_tokens(body),
+            response_id=secrets.token_urlsafe(RESPONSE_ID_BYTES),
+        )
+        write = start_response(_status_line(HTTPStatus.OK), [("Content-Type", SSE_CONTENT_TYPE)])
+        # pywsgi holds headers back until the first body bytes; send them now, as Gemini does,
+        # so that first_delay measures time to first event rather than time to headers.
+        write(b"")
+        return _EventStream(events, behaviour, self.stats)
+
+    def _control(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        if not _is_loopback(environ.get("REMOTE_ADDR", "")):
+            error = gemini_error(HTTPStatus.FORBIDDEN, "The control API is for loopback clients.")
+            return _json_response(start_response, HTTPStatus.FORBIDDEN, error)
+        handler = self._control_routes.get((method, path))
+        if handler is None:
+            error = gemini_error(HTTPStatus.NOT_FOUND, f"No control endpoint {method} {path}.")
+            return _json_response(start_response, HTTPStatus.NOT_FOUND, error)
+        status, payload = handler(environ["wsgi.input"].read())
+        return _json_response(start_response, status, payload)
+
+    def _put_behaviour(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            self.config = parse_config(_loads(body), self.base)
+        except ConfigError as error:
+            return HTTPStatus.BAD_REQUEST, gemini_error(HTTPStatus.BAD_REQUEST, str(error))
+        return HTTPStatus.OK, self.config.to_json()
+
+    def _clear_requests(self, _body: bytes) -> tuple[int, dict[str, Any]]:
+        cleared = len(self.requests)
+        self.requests.clear()
+        return HTTPStatus.OK, {"cleared": cleared}
+
+
+class _EventStream:
+    """The body of a 200 answer: paces events, cuts on request and records how it ended."""
+
+    def __init__(
+        self, events: Iterator[dict[str, Any]], behaviour: Behaviour, stats: StreamStats
+    ) -> None:
+        self._events = events
+        self._behaviour = behaviour
+        self._stats = stats
+        self._sent = 0
+        self._ended = False
+        self._closed = False
+        stats.open += 1
+        stats.opened += 1
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        cut_after = self._behaviour.cut_after
+        cutting = cut_after is not None and self._sent >= cut_after
+        event = None if cutting else next(self._events, None)
+        if event is None and cut_after is None:
+            self._ended = True
+            raise StopIteration
+        gevent.sleep(self._behaviour.first_delay if self._sent == 0 else self._behaviour.delay)
+        if event is None:
+            self._ended = True
+            self._stats.cut += 1
+            # pywsgi treats ECONNRESET from the body as a vanished client: it closes the socket
+            # without logging and without the terminating zero-length chunk, so the client sees
+            # a chunked body that breaks off, exactly like a dropped upstream connection.
+            raise ConnectionResetError(errno.ECONNRESET, "simulated connection cut")
+        if self._behaviour.stamp:
+            event["simSentAt"] = time.time()
+        self._sent += 1
+        return frame_event(event)
+
+    def close(self) -> None:
+        """Called by the server when the stream is over; unfinished means the client left."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stats.open -= 1
+        if not self._ended:
+            self._stats.closed_early += 1
+
+
+def make_app(behaviour: Behaviour | None = None) -> SimulatorApp:
+    """Build the simulator's WSGI application with `behaviour` as its default."""
+    return SimulatorApp(behaviour or Behaviour())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the simulator until SIGTERM or SIGINT."""
+    args = _parse_args(argv)
+    _raise_open_file_limit()
+    server = WSGIServer(
+        (args.host, args.port),
+        make_app(args.behaviour),
+        backlog=LISTEN_BACKLOG,
+        log=sys.stderr if args.access_log else None,
+    )
+    server.start()
+    # Closing the listener ends serve_forever; open streams die with the process.
+    handlers = [gevent.signal_handler(signum, server.close) for signum in STOP_SIGNALS]
+    _announce("simulator_listening", host=server.server_host, port=server.server_port)
+    server.serve_forever()
+    for handler in handlers:
+        handler.cancel()
+    _announce("simulator_stopped")
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.simulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one")
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="answer events")
+    parser.add_argument("--delay", type=float, default=DEFAULT_DELAY, help="seconds between events")
+    parser.add_argument("--first-delay", type=float, default=0.0, help="seconds before event 1")
+    parser.add_argument(
+        "--words-per-event", type=int, default=DEFAULT_WORDS_PER_EVENT, help="1 word = 1 token"
+    )
+    parser.add_argument("--thought-events", type=int, default=0, help="thought events first")
+    parser.add_argument("--stamp", action="store_true", help="add simSentAt to every event")
+    parser.add_argument("--access-log", action="store_true", help="log each request to stderr")
+    args = parser.parse_args(argv)
+    fields = {
+        "events": args.events,
+        "delay": args.delay,
+        "first_delay": args.first_delay,
+        "words_per_event": args.words_per_event,
+        "thought_events": args.thought_events,
+        "stamp": args.stamp,
+    }
+    try:
+        args.behaviour = Behaviour(**checked_fields(fields, "options"))
+    except ConfigError as error:
+        parser.error(str(error))
+    return args
+
+
+def _raise_open_file_limit() -> None:
+    """Lift the soft open-file limit to the hard one, so thousands of streams fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Some systems (macOS) refuse an unlimited soft limit; the default limit still works.
+    with contextlib.suppress(ValueError, OSError):
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _announce(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def _word_pieces(words: tuple[str, ...], count: int, per_piece: int) -> list[str]:
+    pieces = [
+        " ".join(words[(index * per_piece + offset) % len(words)] for offset in range(per_piece))
+        for index in range(count)
+    ]
+    # Like Gemini's chunks, every piece but the first brings its own leading space.
+    return [piece if index == 0 else " " + piece for index, piece in enumerate(pieces)]
+
+
+def _answer(behaviour: Behaviour) -> list[str]:
+    if behaviour.text is None:
+        return _word_pieces(ANSWER_WORDS, behaviour.events, behaviour.words_per_event)
+    return _split_text(behaviour.text, behaviour.events)
+
+
+def _split_text(text: str, count: int) -> list[str]:
+    """Split text at word starts into `count` pieces that join back to exactly `text`."""
+    if count == 0:
+        return []
+    words = re.findall(r"\s*\S+", text)
+    pieces = [
+        "".join(words[index * len(words) // count : (index + 1) * len(words) // count])
+        for index in range(count)
+    ]
+    pieces[-1] += text[len("".join(words)) :]
+    return pieces
+
+
+def _matches_type(value: Any, hint: Any) -> bool:
+    """Tell whether a decoded JSON value fits a Behaviour field's annotation."""
+    if isinstance(hint, types.UnionType):
+        return any(_matches_type(value, arg) for arg in typing.get_args(hint))
+    origin = typing.get_origin(hint) or hint
+    if isinstance(value, bool) or origin is bool:
+        # bool is an int subclass, but `true` is no event count and `1` no flag.
+        return isinstance(value, bool) and origin is bool
+    if origin is float:
+        return isinstance(value, int | float)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_matches_type(each, item) for each in value)
+    return isinstance(value, origin)
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=JSON_SEPARATORS, ensure_ascii=False).encode()
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _status_line(code: int) -> str:
+    try:
+        phrase = HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return f"{code} {phrase}"
+
+
+def _json_response(
+    start_response: StartResponse,
+    status: int,
+    payload: dict[str, Any],
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
+    data = _dumps(payload)
+    headers = [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(len(data)))]
+    start_response(_status_line(status), [*headers, *extra_headers])
+    return [data]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,423 @@
+"""Tests for the Gemini simulator: the pure event builder, then the real process over sockets."""
+
+import json
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from app.simulator import (
+    ANSWER_WORDS,
+    DEFAULT_EVENTS,
+    DEFAULT_WORDS_PER_EVENT,
+    Behaviour,
+    count_prompt_tokens,
+    frame_event,
+    sse_events,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT = 10.0
+SHUTDOWN_TIMEOUT = 5.0
+POLL_TIMEOUT = 3.0
+POLL_INTERVAL = 0.01
+REQUEST_TIMEOUT = 5.0
+STREAM_PATH = "/v1beta/models/gemini-test:streamGenerateContent"
+PROMPT = {"contents": [{"role": "user", "parts": [{"text": "say something nice"}]}]}
+PROXY_CHUNK_TOKENS = 50
+
+
+def answer_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the events that carry a candidate."""
+    return [event for event in events if "candidates" in event]
+
+
+def texts(events: list[dict[str, Any]]) -> list[str]:
+    """Return the text of each event's first part."""
+    return [event["candidates"][0]["content"]["parts"][0]["text"] for event in events]
+
+
+def parse_sse(raw: bytes) -> list[dict[str, Any]]:
+    """Split a raw SSE body on CRLF CRLF, insisting that every event is `data: {json}`."""
+    *frames, tail = raw.split(b"\r\n\r\n")
+    assert tail == b""
+    assert all(frame.startswith(b"data: {") and b"\n" not in frame for frame in frames)
+    return [json.loads(frame.removeprefix(b"data: ")) for frame in frames]
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll until the condition holds or fail after POLL_TIMEOUT."""
+    deadline = time.monotonic() + POLL_TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(POLL_INTERVAL)
+
+
+def start_simulator(*options: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `python -m app.simulator --port 0` and return it with its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.simulator", "--port", "0", *options],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
+    line = process.stdout.readline() if ready else ""
+    if not line:
+        process.kill()
+        pytest.fail("the simulator did not announce its port")
+    announcement = json.loads(line)
+    assert announcement["event"] == "simulator_listening"
+    return process, f"http://{announcement['host']}:{announcement['port']}"
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[str]:
+    """One simulator process for the module, with fast defaults."""
+    process, base_url = start_simulator("--events", "3", "--delay", "0")
+    yield base_url
+    process.terminate()
+    process.wait(SHUTDOWN_TIMEOUT)
+
+
+@pytest.fixture
+def sim(simulator: str) -> str:
+    """The simulator's URL, reset to its start-up behaviour with no request or stream left."""
+    configure(simulator, {})
+    requests.delete(f"{simulator}/_sim/requests", timeout=REQUEST_TIMEOUT).raise_for_status()
+    wait_for(lambda: control(simulator, "streams")["open"] == 0)
+    return simulator
+
+
+def configure(base_url: str, config: dict[str, Any]) -> requests.Response:
+    """PUT a behaviour configuration."""
+    return requests.put(f"{base_url}/_sim/behaviour", json=config, timeout=REQUEST_TIMEOUT)
+
+
+def control(base_url: str, name: str) -> dict[str, Any]:
+    """GET a control endpoint's JSON."""
+    response = requests.get(f"{base_url}/_sim/{name}", timeout=REQUEST_TIMEOUT)
+    response.raise_for_status()
+    return response.json()
+
+
+def generate(base_url: str, key: str | None = "test-key", **kwargs: Any) -> requests.Response:
+    """Open a streaming generation like the proxy does."""
+    headers = {} if key is None else {"x-goog-api-key": key}
+    kwargs.setdefault("json", PROMPT)
+    return requests.post(
+        f"{base_url}{STREAM_PATH}",
+        params={"alt": "sse"},
+        headers=headers,
+        stream=True,
+        timeout=REQUEST_TIMEOUT,
+        **kwargs,
+    )
+
+
+# --- The event builder, without sockets ---
+
+
+def test_usage_metadata_is_cumulative_on_every_event() -> None:
+    """Every event carries usage, with candidate tokens summed over the events so far."""
+    events = list(sse_events(Behaviour(events=4, words_per_event=5), prompt_tokens=7))
+    assert [event["usageMetadata"] for event in events] == [
+        {"promptTokenCount": 7, "candidatesTokenCount": 5 * n, "totalTokenCount": 7 + 5 * n}
+        for n in range(1, 5)
+    ]
+
+
+@pytest.mark.parametrize("finish_reason", ["STOP", "MAX_TOKENS", None])
+def test_finish_reason_is_on_the_last_event_only(finish_reason: str | None) -> None:
+    """Only the last candidate has a finishReason, and none when it is configured as None."""
+    events = list(sse_events(Behaviour(events=3, finish_reason=finish_reason)))
+    reasons = [event["candidates"][0].get("finishReason") for event in events]
+    assert reasons == [None, None, finish_reason]
+
+
+def test_default_answer_crosses_several_proxy_chunks_with_multibyte_words() -> None:
+    """The default answer spans several 50-token chunks and contains non-ASCII words."""
+    events = list(sse_events())
+    total = events[-1]["usageMetadata"]["candidatesTokenCount"]
+    assert len(events) == DEFAULT_EVENTS
+    assert total == DEFAULT_EVENTS * DEFAULT_WORDS_PER_EVENT
+    assert total // PROXY_CHUNK_TOKENS >= 4
+    answer = "".join(texts(events))
+    assert answer.split()[: len(ANSWER_WORDS)] == list(ANSWER_WORDS)
+    assert len(answer.encode()) > len(answer)
+    assert all(text.startswith(" ") for text in texts(events)[1:])
+
+
+def test_thought_events_come_first_and_count_as_thoughts_only() -> None:
+    """Thought parts are flagged and raise thoughtsTokenCount and the total, not candidates."""
+    behaviour = Behaviour(events=2, thought_events=2, words_per_event=3)
+    events = list(sse_events(behaviour, prompt_tokens=1))
+    flags = [event["candidates"][0]["content"]["parts"][0].get("thought") for event in events]
+    usage = [event["usageMetadata"] for event in events]
+    assert flags == [True, True, None, None]
+    assert [u["thoughtsTokenCount"] for u in usage] == [3, 6, 6, 6]
+    assert [u["candidatesTokenCount"] for u in usage] == [0, 0, 3, 6]
+    assert [u["totalTokenCount"] for u in usage] == [4, 7, 10, 13]
+
+
+def test_block_reason_sends_one_feedback_event_without_candidates() -> None:
+    """A blocked prompt gets a single promptFeedback event with prompt-only usage."""
+    events = list(sse_events(Behaviour(block_reason="SAFETY"), prompt_tokens=4, model="m"))
+    assert events == [
+        {
+            "promptFeedback": {"blockReason": "SAFETY"},
+            "usageMetadata": {"promptTokenCount": 4, "totalTokenCount": 4},
+            "modelVersion": "m",
+            "responseId": "sim-response",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "events"),
+    [
+        ("Hello world, this is a fixed answer.", 3),
+        ("  leading and trailing spaces  ", 2),
+        ("naïve café 🚀 multi-byte", 4),
+        ("two words", 5),
+        ("one", 1),
+    ],
+)
+def test_configured_text_is_split_into_events_that_join_back_exactly(
+    text: str, events: int
+) -> None:
+    """A configured text comes out in `events` pieces whose concatenation is the text."""
+    built = list(sse_events(Behaviour(text=text, events=events)))
+    assert len(built) == events
+    assert "".join(texts(built)) == text
+    assert built[-1]["usageMetadata"]["candidatesTokenCount"] == len(text.split())
+
+
+@pytest.mark.parametrize(("after", "answers"), [(0, 0), (2, 2), (9, 3)])
+def test_error_event_replaces_the_rest_of_the_stream(after: int, answers: int) -> None:
+    """After N events (or all of them) comes one UNAVAILABLE error event, then nothing."""
+    events = list(sse_events(Behaviour(events=3, error_event_after=after)))
+    assert len(answer_events(events)) == answers
+    assert events[-1] == {
+        "error": {
+            "code": 503,
+            "message": "The model is overloaded. Please try again later.",
+            "status": "UNAVAILABLE",
+        }
+    }
+
+
+def test_parts_extra_are_added_to_the_last_event_only() -> None:
+    """Extra parts such as a functionCall sit beside the text of the last event."""
+    call = {"functionCall": {"name": "lookup", "args": {"q": "x"}}}
+    events = list(sse_events(Behaviour(events=2, parts_extra=[call])))
+    parts = [event["candidates"][0]["content"]["parts"] for event in events]
+    assert [len(p) for p in parts] == [1, 2]
+    assert parts[1][1] == call
+
+
+@pytest.mark.parametrize(
+    ("body", "tokens"),
+    [
+        (PROMPT, 3),
+        ({"contents": [{"parts": [{"text": "a b"}, {"inlineData": {}}]}, {"parts": []}]}, 2),
+        ({"contents": [{"parts": [{"text": "one"}]}, {"parts": [{"text": " two  three "}]}]}, 3),
+        ({"contents": []}, 1),
+        ({}, 1),
+        (None, 1),
+    ],
+)
+def test_prompt_tokens_are_the_words_in_text_parts(body: Any, tokens: int) -> None:
+    """promptTokenCount counts words in every text part, and is at least 1."""
+    assert count_prompt_tokens(body) == tokens
+
+
+def test_frame_is_compact_utf8_json_after_data_and_ends_with_crlf_crlf() -> None:
+    """An event is framed as Gemini does: `data: ` + compact raw UTF-8 JSON + CRLF CRLF."""
+    frame = frame_event({"a": [1, {"b": "café"}]})
+    assert frame == 'data: {"a":[1,{"b":"café"}]}\r\n\r\n'.encode()
+
+
+# --- The simulator process, over sockets ---
+
+
+@pytest.mark.integration
+def test_stream_is_crlf_framed_sse_with_prompt_and_usage(sim: str) -> None:
+    """A 200 text/event-stream body parses into the configured events, split by CRLF CRLF."""
+    with generate(sim) as response:
+        raw = response.raw.read()
+    events = parse_sse(raw)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert len(events) == 3
+    assert {event["modelVersion"] for event in events} == {"gemini-test"}
+    assert len({event["responseId"] for event in events}) == 1
+    assert events[0]["usageMetadata"]["promptTokenCount"] == 3
+    assert events[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+@pytest.mark.integration
+def test_headers_arrive_before_a_delayed_first_event(sim: str) -> None:
+    """Headers are sent at once; first_delay holds back only the first event."""
+    first_delay = 0.3
+    configure(sim, {"default": {"first_delay": first_delay, "stamp": True}})
+    started = time.time()
+    with generate(sim) as response:
+        headers_after = time.time() - started
+        events = parse_sse(response.raw.read())
+    assert headers_after < first_delay
+    assert events[0]["simSentAt"] - started >= first_delay
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("path", "key", "data", "status", "grpc_status"),
+    [
+        (STREAM_PATH, None, json.dumps(PROMPT), 403, "PERMISSION_DENIED"),
+        (STREAM_PATH, "", json.dumps(PROMPT), 403, "PERMISSION_DENIED"),
+        ("/v1beta/models/a%2Fb:streamGenerateContent", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
+        ("/v1beta/models/gemini-test:generateContent", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
+        (STREAM_PATH, "k", "{not json", 400, "INVALID_ARGUMENT"),
+    ],
+)
+def test_bad_requests_get_gemini_shaped_errors(
+    sim: str, path: str, key: str | None, data: str, status: int, grpc_status: str
+) -> None:
+    """Missing keys, unknown paths and non-JSON bodies are refused as Gemini would."""
+    headers = {} if key is None else {"x-goog-api-key": key}
+    response = requests.post(
+        f"{sim}{path}?alt=sse", data=data, headers=headers, timeout=REQUEST_TIMEOUT
+    )
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == status
+    assert response.json()["error"]["status"] == grpc_status
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("key", "status", "retry_after"), [("limited-key", 429, "7"), ("other-key", 200, None)]
+)
+def test_per_key_override_applies_to_that_key_only(
+    sim: str, key: str, status: int, retry_after: str | None
+) -> None:
+    """A key configured for 429 gets it with Retry-After; other keys still stream."""
+    configure(sim, {"keys": {"limited-key": {"status": 429, "retry_after": 7}}})
+    with generate(sim, key=key) as response:
+        assert response.status_code == status
+        assert response.headers.get("Retry-After") == retry_after
+        if status == 429:
+            assert response.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+
+
+@pytest.mark.integration
+def test_cut_after_breaks_the_chunked_body_on_the_client(sim: str) -> None:
+    """cut_after=N delivers N events, then the connection drops and the client's read fails."""
+    configure(sim, {"default": {"events": 5, "cut_after": 2}})
+    received = bytearray()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError), generate(sim) as response:
+        for chunk in response.iter_content(chunk_size=None):
+            received += chunk
+    assert len(parse_sse(bytes(received))) == 2
+    assert control(sim, "streams")["cut"] >= 1
+
+
+@pytest.mark.integration
+def test_cut_after_closes_the_socket_without_the_final_chunk(sim: str) -> None:
+    """On the wire, a cut stream ends at EOF without chunked encoding's terminating chunk."""
+    configure(sim, {"default": {"cut_after": 1}})
+    body = json.dumps(PROMPT).encode()
+    request = (
+        f"POST {STREAM_PATH}?alt=sse HTTP/1.1\r\nHost: sim\r\nx-goog-api-key: k\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    host, port = sim.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT) as connection:
+        connection.sendall(request + body)
+        raw = b"".join(iter(lambda: connection.recv(65536), b""))
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert b"Transfer-Encoding: chunked" in raw
+    assert raw.count(b"data: ") == 1
+    assert not raw.endswith(b"0\r\n\r\n")
+
+
+@pytest.mark.integration
+def test_requests_log_records_key_model_query_and_body_until_cleared(sim: str) -> None:
+    """Each call is logged in order with its key, model, query and parsed body."""
+    for key in ("first-key", "second-key"):
+        generate(sim, key=key).close()
+    logged = control(sim, "requests")["requests"]
+    assert [entry["key"] for entry in logged] == ["first-key", "second-key"]
+    assert logged[0]["model"] == "gemini-test"
+    assert logged[0]["path"] == STREAM_PATH
+    assert logged[0]["query"] == "alt=sse"
+    assert logged[0]["body"] == PROMPT
+    requests.delete(f"{sim}/_sim/requests", timeout=REQUEST_TIMEOUT).raise_for_status()
+    assert control(sim, "requests") == {"requests": []}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"default": {"events": 2, "bogus": 1, "other": 2}}, "bogus, other"),
+        ({"keys": {"k": {"nope": True}}}, "keys.k: nope"),
+        ({"defaults": {}}, "defaults"),
+        ({"default": {"events": "many"}}, "default.events"),
+        ({"default": {"delay": -1}}, "default.delay"),
+    ],
+)
+def test_behaviour_update_rejects_bad_fields_and_keeps_the_old_config(
+    sim: str, config: dict[str, Any], named: str
+) -> None:
+    """Unknown or ill-typed fields give a 400 naming them; the configuration is unchanged."""
+    before = control(sim, "behaviour")
+    response = configure(sim, config)
+    assert response.status_code == 400
+    assert named in response.json()["error"]["message"]
+    assert control(sim, "behaviour") == before
+
+
+@pytest.mark.integration
+def test_streams_counter_sees_a_client_that_closes_early(sim: str) -> None:
+    """A client leaving mid-stream is counted as closed_early and the stream is no longer open."""
+    configure(sim, {"default": {"events": 200, "delay": 0.01}})
+    before = control(sim, "streams")
+    with generate(sim) as response:
+        next(response.iter_content(chunk_size=None))
+        assert control(sim, "streams")["open"] == before["open"] + 1
+    wait_for(lambda: control(sim, "streams")["closed_early"] == before["closed_early"] + 1)
+    after = control(sim, "streams")
+    assert after["open"] == before["open"]
+    assert after["opened"] == before["opened"] + 1
+
+
+@pytest.mark.integration
+def test_health_answers_ok(sim: str) -> None:
+    """The health endpoint reports ok."""
+    assert control(sim, "health") == {"status": "ok"}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_ends_the_process_cleanly_even_with_a_hanging_request(signum: int) -> None:
+    """SIGTERM/SIGINT stop the simulator with exit code 0 while a request hangs."""
+    process, base_url = start_simulator()
+    configure(base_url, {"default": {"hang_before_headers": 3600}})
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT) as connection:
+        connection.sendall(
+            f"POST {STREAM_PATH}?alt=sse HTTP/1.1\r\nHost: sim\r\nx-goog-api-key: k\r\n"
+            "Content-Length: 2\r\n\r\n{}".encode()
+        )
+        wait_for(lambda: len(control(base_url, "requests")["requests"]) == 1)
+        process.send_signal(signum)
+        assert process.wait(SHUTDOWN_TIMEOUT) == 0
+    assert json.loads(process.stdout.read().splitlines()[-1]) == {"event": "simulator_stopped"}
