@@ -7,8 +7,11 @@ Usage::
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -91,3 +94,26 @@ def _positive(environ: Mapping[str, str], name: str, kind: type[Number], default
     if not (value > 0 and math.isfinite(value)):
         raise ConfigError(name, f"expected a positive {kind.__name__}, got {raw!r}")
     return value
+
+
+def main() -> int:
+    """Check the environment's settings; print one JSON line naming a bad variable.
+
+    Usage: python -m app.config  (gunicorn.conf.py runs it before any worker starts)
+    """
+    try:
+        Config.from_env(os.environ)
+    except ConfigError as error:
+        line = {
+            "level": "CRITICAL",
+            "logger": "gemini_proxy.config",
+            "message": f"configuration error: {error}",
+            "variable": error.variable,
+        }
+        print(json.dumps(line), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

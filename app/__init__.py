@@ -1,0 +1,51 @@
+"""gemini-chunk-proxy: Gemini's streamGenerateContent re-sent as cumulative token-count chunks.
+
+Usage::
+
+    app = create_app(Config.from_env(os.environ))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .config import Config
+
+# Bodies above this get 413 before they are read; Gemini's own inline-request limit is 20 MB.
+MAX_BODY_BYTES = 20 * 1024 * 1024
+LOGGER = logging.getLogger("gemini_proxy")
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the WSGI app for one worker; reads the environment when no config is given."""
+    # Imported here, as in Flask's tutorial, so `python -m app.simulator` loads none of the
+    # proxy (Flask, requests, prometheus_client) just because it lives in this package.
+    from flask import Flask
+
+    from . import logs, routes
+    from .config import Config
+    from .keys import KeyRing
+    from .upstream import GeminiClient
+
+    config = config or Config.from_env(os.environ)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    logs.init_app(app)
+    client = GeminiClient(config.api_base, config.upstream_timeout, config.worker_connections)
+    routes.init_app(app, routes.Proxy(config, KeyRing(config.api_keys), client))
+    LOGGER.info(
+        "worker ready",
+        extra={
+            "model": config.model_id,
+            "keys": len(config.api_keys),
+            "chunk_token": config.chunk_token,
+        },
+    )
+    if config.password_is_default:
+        LOGGER.warning("api_password is left at its published default: set api_password")
+    return app

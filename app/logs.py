@@ -1,0 +1,88 @@
+"""Structured logging: one JSON line per finished request, from the record the route fills in.
+
+Usage::
+
+    record = RequestRecord(request_id="...", path="/generate")
+    ...
+    log_request(record)
+
+Under gunicorn the root logger's JSON handler comes from gunicorn.conf.py; `init_app` adds one
+only when nothing configured logging (a bare `flask run`, a test).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from pythonjsonlogger.json import JsonFormatter
+
+LOGGER = logging.getLogger("gemini_proxy")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
+RENAMED_FIELDS = {"asctime": "time", "levelname": "level", "name": "logger"}
+# An incoming X-Request-ID is reused only when it is short and plain, so it is safe to log and echo.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def init_app(app: Flask) -> None:
+    """Make sure log lines are JSON on stdout even when no server configured logging."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter(LOG_FORMAT, rename_fields=RENAMED_FIELDS))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    LOGGER.setLevel(logging.INFO)
+
+
+def request_id_from(header: str | None) -> str:
+    """The client's X-Request-ID when it is safe to reuse, else a new one."""
+    if header and REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+@dataclass
+class RequestRecord:
+    """What one request did, filled in as it goes and logged once at its end."""
+
+    request_id: str
+    path: str
+    started: float = field(default_factory=time.perf_counter)
+    status: int | None = None
+    model: str | None = None
+    key: str | None = None
+    prompt_tokens: int | None = None
+    total_tokens: int | None = None
+    chunks: int = 0
+    first_chunk_seconds: float | None = None
+    duration_seconds: float | None = None
+    error: str | None = None
+
+    def mark_first_chunk(self) -> None:
+        """Note the time the first chunk went out."""
+        self.first_chunk_seconds = time.perf_counter() - self.started
+
+    def end(self) -> None:
+        """Fix the request's duration."""
+        self.duration_seconds = time.perf_counter() - self.started
+
+    def fields(self) -> dict[str, Any]:
+        """The log line's fields, times rounded to the millisecond."""
+        values = dict(vars(self))
+        del values["started"]
+        for name in ("first_chunk_seconds", "duration_seconds"):
+            if values[name] is not None:
+                values[name] = round(values[name], 3)
+        return values
+
+
+def log_request(record: RequestRecord) -> None:
+    """Write the request's one log line."""
+    LOGGER.info("request", extra=record.fields())

@@ -1,0 +1,89 @@
+"""One upstream stream relayed as the client's JSON array, written element by element.
+
+Usage::
+
+    pieces = relay(upstream.iter_bytes(), Chunker(50), record)
+    first = next(pieces)  # raises UpstreamError if Gemini failed before the first chunk
+
+The body is `[` chunk `,` chunk ... `]`. `[` goes out with the first chunk, so until then nothing
+is committed and a failure can still become a proper HTTP error status. A failure after that
+ends the array with one error element, so the body is always valid JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .chunker import Chunker
+from .errors import error_body
+from .logs import RequestRecord
+from .redact import redact
+from .sse import SSEError, iter_events
+from .upstream import UpstreamError
+
+OPEN, SEPARATOR, CLOSE = b"[", b",", b"]"
+INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
+MALFORMED = "Gemini sent a malformed stream event"
+
+
+def relay(byte_chunks: Iterable[bytes], chunker: Chunker, record: RequestRecord) -> Iterator[bytes]:
+    """Yield the pieces of the client's body; raise UpstreamError only before the first."""
+    opened = False
+    try:
+        for event in _events(byte_chunks):
+            try:
+                chunk = chunker.feed(event)
+            except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+                raise UpstreamError(502, error_body(502, MALFORMED), "malformed") from None
+            if chunk is None:
+                continue
+            piece = (SEPARATOR if opened else OPEN) + encode(chunk)
+            if not opened:
+                opened = True
+                record.mark_first_chunk()
+            if chunker.done:
+                yield piece + CLOSE
+                return
+            yield piece
+        raise UpstreamError(502, error_body(502, INCOMPLETE), "incomplete")
+    except UpstreamError as failure:
+        if not opened:
+            raise
+        record.error = failure.body["error"].get("status", "UNKNOWN")
+        element = {**_error_element(failure), "chunk_number": chunker.chunks_sent + 1}
+        yield SEPARATOR + encode(element) + CLOSE
+
+
+def encode(element: dict[str, Any]) -> bytes:
+    """One array element as compact UTF-8 JSON."""
+    return json.dumps(element, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _events(byte_chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    try:
+        for data in iter_events(byte_chunks):
+            event = json.loads(data)
+            if not isinstance(event, dict):
+                raise ValueError("event is not a JSON object")
+            if isinstance(event.get("error"), dict):
+                # Gemini reports a failure inside an accepted stream as an `error` event.
+                code = event["error"].get("code")
+                raise UpstreamError(code if isinstance(code, int) else 502, event, "error_event")
+            yield event
+    except (SSEError, ValueError, RecursionError):
+        raise UpstreamError(502, error_body(502, MALFORMED), "malformed") from None
+
+
+def _error_element(failure: UpstreamError) -> dict[str, Any]:
+    error = failure.body["error"]
+    return {
+        "error": {
+            "code": error.get("code", failure.status),
+            "status": error.get("status", "UNKNOWN"),
+            # Gemini quotes the key in some messages ("Consumer 'api_key:AIza...' suspended").
+            "message": redact(str(error.get("message", ""))),
+        },
+        "is_complete": False,
+    }

@@ -1,0 +1,98 @@
+"""gunicorn settings for gemini-chunk-proxy: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+The master imports this file before gevent patches anything, so it imports only the standard
+library: never app code, requests or urllib3 (an early ssl/socket import breaks gevent's patching).
+Every value can still be overridden on the command line (`-b`, `-w`, ...), as gunicorn does.
+"""
+
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+# -- Server socket ---------------------------------------------------------------------------
+bind = [f"0.0.0.0:{os.environ.get('PORT', '1231')}"]
+
+# -- Worker processes ------------------------------------------------------------------------
+# Streams spend their life waiting on Gemini, so each worker is one process of cooperative
+# greenlets; a process per CPU uses the cores for JSON and chunking work.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gevent"
+# The most streams one worker holds at once; the app sizes its upstream connection pool from the
+# same variable, so the two always agree.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
+# gevent workers heartbeat from their own greenlet, so a long stream never trips this timeout.
+timeout = 30
+# On SIGTERM, streams in flight get this long to finish before workers are killed.
+graceful_timeout = 120
+# Idle keep-alive connections from nginx are held this long.
+keepalive = 75
+# Never preload: the app, its Session and prometheus_client must be imported after the fork.
+preload_app = False
+
+# -- Control ---------------------------------------------------------------------------------
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which
+# two instances on a host would fight over and a read-only root filesystem cannot hold.
+control_socket_disable = True
+
+# -- Logging: one JSON object per line on stdout ---------------------------------------------
+# %(U)s is the path alone: %(r)s and %(q)s carry the query string, and `?password=` with it.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    "root": {"level": "INFO", "handlers": ["stdout"]},
+    "loggers": {
+        # Both propagate to the root's JSON handler only, so no line is written twice.
+        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+    },
+}
+
+# -- Prometheus multiprocess metrics ---------------------------------------------------------
+# Workers inherit this environment and import prometheus_client only after the fork, so every
+# worker writes its values to files here and /metrics sums them.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(tempfile.gettempdir(), f"gemini-proxy-metrics-{os.getpid()}"),
+)
+
+
+def on_starting(server):
+    """Refuse to start on a bad setting; empty the metrics directory of an earlier run."""
+    # The settings are checked in a child interpreter: the master must not import app code, and
+    # a worker failing on them would stop gunicorn with its own traceback instead of one line.
+    check = subprocess.run([sys.executable, "-m", "app.config"], cwd=os.path.dirname(__file__))
+    if check.returncode:
+        sys.exit(check.returncode)
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges; its counters stay, so a restart loses no counts."""
+    from prometheus_client import multiprocess  # in the hook: the master needs it only here
+
+    multiprocess.mark_process_dead(worker.pid)
