@@ -1,14 +1,9 @@
 """Tests for the Gemini simulator: the pure event builder, then the real process over sockets."""
 
 import json
-import select
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +18,15 @@ from app.simulator import (
     frame_event,
     sse_events,
 )
+from tests.servers import (
+    REQUEST_TIMEOUT,
+    SHUTDOWN_TIMEOUT,
+    configure,
+    control,
+    start_simulator,
+    wait_for,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT = 10.0
-SHUTDOWN_TIMEOUT = 5.0
-POLL_TIMEOUT = 3.0
-POLL_INTERVAL = 0.01
-REQUEST_TIMEOUT = 5.0
 STREAM_PATH = "/v1beta/models/gemini-test:streamGenerateContent"
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "say something nice"}]}]}
 PROXY_CHUNK_TOKENS = 50
@@ -51,62 +48,6 @@ def parse_sse(raw: bytes) -> list[dict[str, Any]]:
     assert tail == b""
     assert all(frame.startswith(b"data: {") and b"\n" not in frame for frame in frames)
     return [json.loads(frame.removeprefix(b"data: ")) for frame in frames]
-
-
-def wait_for(condition: Callable[[], bool]) -> None:
-    """Poll until the condition holds or fail after POLL_TIMEOUT."""
-    deadline = time.monotonic() + POLL_TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(POLL_INTERVAL)
-
-
-def start_simulator(*options: str) -> tuple[subprocess.Popen[str], str]:
-    """Start `python -m app.simulator --port 0` and return it with its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.simulator", "--port", "0", *options],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
-    line = process.stdout.readline() if ready else ""
-    if not line:
-        process.kill()
-        pytest.fail("the simulator did not announce its port")
-    announcement = json.loads(line)
-    assert announcement["event"] == "simulator_listening"
-    return process, f"http://{announcement['host']}:{announcement['port']}"
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[str]:
-    """One simulator process for the module, with fast defaults."""
-    process, base_url = start_simulator("--events", "3", "--delay", "0")
-    yield base_url
-    process.terminate()
-    process.wait(SHUTDOWN_TIMEOUT)
-
-
-@pytest.fixture
-def sim(simulator: str) -> str:
-    """The simulator's URL, reset to its start-up behaviour with no request or stream left."""
-    configure(simulator, {})
-    requests.delete(f"{simulator}/_sim/requests", timeout=REQUEST_TIMEOUT).raise_for_status()
-    wait_for(lambda: control(simulator, "streams")["open"] == 0)
-    return simulator
-
-
-def configure(base_url: str, config: dict[str, Any]) -> requests.Response:
-    """PUT a behaviour configuration."""
-    return requests.put(f"{base_url}/_sim/behaviour", json=config, timeout=REQUEST_TIMEOUT)
-
-
-def control(base_url: str, name: str) -> dict[str, Any]:
-    """GET a control endpoint's JSON."""
-    response = requests.get(f"{base_url}/_sim/{name}", timeout=REQUEST_TIMEOUT)
-    response.raise_for_status()
-    return response.json()
 
 
 def generate(base_url: str, key: str | None = "test-key", **kwargs: Any) -> requests.Response:

@@ -1,0 +1,71 @@
+"""Shared fixtures: the simulator process and a gunicorn proxy in front of it, on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.servers import (
+    KEYS,
+    PASSWORD,
+    REQUEST_TIMEOUT,
+    SHUTDOWN_TIMEOUT,
+    ProxyServer,
+    configure,
+    control,
+    start_simulator,
+    wait_for,
+)
+
+
+@pytest.fixture(scope="session")
+def simulator_url() -> Iterator[str]:
+    """One simulator process for the whole run: 3 events, no delay, unless a test configures it."""
+    process, url = start_simulator("--events", "3", "--delay", "0")
+    yield url
+    process.terminate()
+    process.wait(SHUTDOWN_TIMEOUT)
+
+
+@pytest.fixture
+def sim(simulator_url: str) -> str:
+    """The simulator reset to its start-up behaviour, with an empty request log."""
+    configure(simulator_url, {}).raise_for_status()
+    requests.delete(f"{simulator_url}/_sim/requests", timeout=REQUEST_TIMEOUT).raise_for_status()
+    wait_for(lambda: control(simulator_url, "streams")["open"] == 0)
+    return simulator_url
+
+
+def proxy_environ(simulator_url: str, **overrides: str) -> dict[str, str]:
+    """The proxy's environment for tests: three fake keys, a random password, the simulator."""
+    return {
+        "GEMINI_API_KEY_LIST": ",".join(KEYS),
+        "api_password": PASSWORD,
+        "GEMINI_API_BASE": simulator_url,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def proxy(simulator_url: str) -> Iterator[ProxyServer]:
+    """The real gunicorn, 2 gevent workers, in front of the simulator."""
+    server = ProxyServer(proxy_environ(simulator_url)).wait_ready()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_proxy(simulator_url: str) -> Iterator:
+    """Start extra proxies with other settings; each is stopped after the test."""
+    started: list[ProxyServer] = []
+
+    def start(wait: bool = True, **overrides: str) -> ProxyServer:
+        server = ProxyServer(proxy_environ(simulator_url, **overrides))
+        started.append(server)
+        return server.wait_ready() if wait else server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,446 @@
+"""The whole proxy over real sockets: gunicorn with 2 gevent workers in front of the simulator."""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from app.simulator import count_prompt_tokens
+from tests.servers import (
+    KEYS,
+    PASSWORD,
+    REQUEST_TIMEOUT,
+    ProxyServer,
+    configure,
+    control,
+    free_port,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+PROMPT = {"contents": [{"role": "user", "parts": [{"text": "Tell me a story"}]}]}
+BIG_BODY_BYTES = 20 * 1024 * 1024 + 1
+INVALID_KEY_BODY = {
+    "error": {
+        "code": 400,
+        "message": "API key not valid. Please pass a valid API key.",
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+            }
+        ],
+    }
+}
+
+
+def generate(
+    proxy: ProxyServer,
+    body: Any = PROMPT,
+    password: str | None = PASSWORD,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    stream: bool = False,
+) -> requests.Response:
+    """POST /generate with the password in the Authorization header (unless told otherwise)."""
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if password is not None:
+        all_headers.setdefault("Authorization", f"Bearer {password}")
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(
+        f"{proxy.url}/generate",
+        data=data,
+        params=params,
+        headers=all_headers,
+        stream=stream,
+        timeout=REQUEST_TIMEOUT,
+    )
+
+
+def upstream_calls(sim: str) -> list[dict[str, Any]]:
+    return control(sim, "requests")["requests"]
+
+
+def assert_json_error(response: requests.Response, code: int) -> dict[str, Any]:
+    """The response is `code` with a Gemini-shaped JSON error; return its `error` object."""
+    assert response.status_code == code, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["status"] and error["message"]
+    return error
+
+
+def metric(proxy: ProxyServer, name: str, **labels: str) -> float:
+    """One sample's value from a scrape of /metrics (0 when absent)."""
+    text = requests.get(f"{proxy.url}/metrics", timeout=REQUEST_TIMEOUT).text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = "^" + re.escape(name + (f"{{{wanted}}}" if labels else "")) + r" (\S+)$"
+    match = re.search(pattern, text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+# --- Streaming --------------------------------------------------------------------------------
+
+
+def test_chunks_stream_while_the_upstream_is_still_generating(proxy: ProxyServer, sim: str) -> None:
+    """The first chunk reaches the client while the simulator's stream is still open."""
+    configure(sim, {"default": {"events": 8, "delay": 0.2}})
+    with generate(proxy, stream=True) as response:
+        assert response.status_code == 200
+        pieces = response.iter_content(chunk_size=None)
+        first = next(pieces)
+        assert first.startswith(b'[{"content":')
+        assert control(sim, "streams")["open"] == 1, "upstream finished before the first chunk"
+        rest = list(pieces)
+    body = json.loads(first + b"".join(rest))
+    assert len(rest) + 1 == len(body), "each chunk arrives as its own write"
+    assert [chunk["chunk_number"] for chunk in body] == list(range(1, len(body) + 1))
+    assert body[-1]["is_complete"] is True and len(body) >= 3
+
+
+def test_the_answer_is_one_json_array_of_cumulative_chunks(proxy: ProxyServer, sim: str) -> None:
+    """200, JSON, chunked, unbuffered; chunks follow the rule and the last has all the text."""
+    configure(sim, {"default": {"events": 4, "words_per_event": 30}})
+    response = generate(proxy)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    # Prompt 4 tokens + 30 per event: totals 34, 64, 94, 124. With chunk_token 50 the rule
+    # sends a chunk at 64 (threshold then 100), skips 94, and ends with the final one at 124.
+    assert count_prompt_tokens(PROMPT) == 4
+    body = response.json()
+    assert [chunk["total_tokens"] for chunk in body] == [64, 124]
+    assert [chunk["is_complete"] for chunk in body] == [False, True]
+    final = body[-1]
+    assert final["finish_reason"] == "STOP"
+    assert final["usage"]["totalTokenCount"] == 124
+    assert len(final["content"].split()) == 120
+    assert final["content"].startswith(body[0]["content"]) and len(body[0]["content"].split()) == 60
+
+
+def test_the_request_reaches_gemini_unchanged_with_the_key_in_a_header(
+    proxy: ProxyServer, sim: str
+) -> None:
+    """Unknown and snake_case fields pass through; the key is a header, never in the URL."""
+    body = {
+        **PROMPT,
+        "generation_config": {"max_output_tokens": 99},
+        "systemInstruction": {"parts": [{"text": "be brief"}]},
+        "someFutureField": {"nested": [1, None, "x"]},
+    }
+    assert generate(proxy, body).status_code == 200
+    (call,) = upstream_calls(sim)
+    assert call["body"] == body
+    assert call["model"] == "gemini-2.5-flash"
+    assert call["query"] == "alt=sse"
+    assert call["key"] in KEYS
+
+
+def test_model_can_be_chosen_per_request(proxy: ProxyServer, sim: str) -> None:
+    """?model= overrides MODEL_ID for one request."""
+    assert generate(proxy, params={"model": "gemini-2.5-pro"}).status_code == 200
+    assert [call["model"] for call in upstream_calls(sim)] == ["gemini-2.5-pro"]
+
+
+@pytest.mark.parametrize(
+    ("finish", "blocked"), [("MAX_TOKENS", None), ("SAFETY", None), (None, "PROHIBITED_CONTENT")]
+)
+def test_any_end_of_answer_is_a_final_chunk(
+    proxy: ProxyServer, sim: str, finish: str | None, blocked: str | None
+) -> None:
+    """MAX_TOKENS, SAFETY and a blocked prompt all end with is_complete and their reason."""
+    configure(sim, {"default": {"finish_reason": finish, "block_reason": blocked}})
+    final = generate(proxy).json()[-1]
+    assert final["is_complete"] is True
+    assert final["finish_reason"] == (finish or blocked)
+
+
+def test_function_calls_reach_the_client_in_the_final_chunk(proxy: ProxyServer, sim: str) -> None:
+    """Non-text parts are passed on unchanged."""
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    configure(sim, {"default": {"parts_extra": [call]}})
+    assert generate(proxy).json()[-1]["parts"] == [call]
+
+
+# --- Keys ---------------------------------------------------------------------------------------
+
+
+def served_by(proxy: ProxyServer, request_ids: set[str]) -> set[int]:
+    """The worker pids that logged the given requests."""
+    return {
+        line["process"]
+        for line in proxy.log_lines()
+        if line.get("message") == "request" and line.get("request_id") in request_ids
+    }
+
+
+def generate_many(proxy: ProxyServer, tag: str, count: int) -> list[int]:
+    """Send `count` requests concurrently, each with its own X-Request-ID; return the statuses."""
+
+    def one(index: int) -> int:
+        response = generate(proxy, headers={"X-Request-ID": f"{tag}-{index}"})
+        response.content  # noqa: B018 - read the stream to its end
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def test_keys_are_used_evenly_across_both_workers(proxy: ProxyServer, sim: str) -> None:
+    """Every key is used; per-worker round robin keeps counts within one per worker."""
+    configure(sim, {"default": {"events": 2, "delay": 0.02}})
+    assert set(generate_many(proxy, "rotation", 60)) == {200}
+    ids = {f"rotation-{i}" for i in range(60)}
+    wait_for(lambda: len(served_by(proxy, ids)) == 2)
+    uses = [sum(call["key"] == key for call in upstream_calls(sim)) for key in KEYS]
+    assert sum(uses) == 60
+    assert max(uses) - min(uses) <= 2, uses
+
+
+def test_metrics_sum_requests_over_all_workers(proxy: ProxyServer, sim: str) -> None:
+    """/metrics counts every request whichever worker served it and whichever worker scrapes."""
+    before = metric(proxy, "gemini_proxy_requests_total", status="200")
+    sent = 0
+    ids: set[str] = set()
+    while len(served_by(proxy, ids)) < 2:
+        assert sent < 200, "all requests went to one worker"
+        assert set(generate_many(proxy, f"metrics-{sent}", 10)) == {200}
+        ids |= {f"metrics-{sent}-{i}" for i in range(10)}
+        sent += 10
+    wait_for(lambda: len(served_by(proxy, ids)) == 2)
+    for _ in range(6):  # several scrapes, so both workers answer /metrics
+        assert metric(proxy, "gemini_proxy_requests_total", status="200") == before + sent
+    assert metric(proxy, "gemini_proxy_chunks_total") >= sent
+    assert metric(proxy, "gemini_proxy_in_flight") == 0
+    for key_id in ("k1", "k2", "k3"):
+        assert metric(proxy, "gemini_proxy_upstream_requests_total", key=key_id, status="200") > 0
+
+
+# --- Refused before Gemini ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("password", "params", "headers"),
+    [
+        (None, None, None),
+        (None, {"password": "wrong"}, None),
+        ("wrong", None, None),
+        (None, None, {"x-api-key": "wrong"}),
+        (None, None, {"Authorization": f"Basic {PASSWORD}"}),
+        (None, {"password": ""}, None),
+    ],
+    ids=["none", "wrong-query", "wrong-bearer", "wrong-x-api-key", "basic-scheme", "empty"],
+)
+def test_missing_or_wrong_password_is_401_and_nothing_reaches_gemini(
+    proxy: ProxyServer, sim: str, password: str | None, params: dict | None, headers: dict | None
+) -> None:
+    """401 JSON; the simulator sees no call."""
+    response = generate(proxy, password=password, params=params, headers=headers)
+    assert_json_error(response, 401)
+    assert upstream_calls(sim) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "headers"),
+    [({"password": PASSWORD}, None), (None, {"x-api-key": PASSWORD}), (None, None)],
+    ids=["query", "x-api-key", "bearer"],
+)
+def test_the_password_is_accepted_in_each_place(
+    proxy: ProxyServer, sim: str, params: dict | None, headers: dict | None
+) -> None:
+    """?password=, x-api-key and Authorization: Bearer all work."""
+    password = PASSWORD if params is None and headers is None else None
+    response = generate(proxy, password=password, params=params, headers=headers)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "named"),
+    [
+        (b"{not json", None, "not valid JSON"),
+        (b"\xff\xfe", None, "not valid UTF-8"),
+        (b"[1, 2]", None, "must be a JSON object"),
+        (b"[" * 50_000, None, "nested too deeply"),
+        ({"contents": []}, None, "contents"),
+        ({"contents": [{"parts": "hello"}]}, None, "contents.0.parts"),
+        ({"prompt": "hi"}, None, "contents"),
+        (PROMPT, {"model": "models/gemini-2.5-flash"}, "model"),
+        (PROMPT, {"model": "../admin"}, "model"),
+        (PROMPT, {"model": "gemini:generateContent"}, "model"),
+        (PROMPT, {"model": ""}, "model"),
+    ],
+)
+def test_bad_input_is_400_naming_the_problem_and_nothing_reaches_gemini(
+    proxy: ProxyServer, sim: str, body: Any, params: dict | None, named: str
+) -> None:
+    """Malformed bodies and bad model names get a 400 that says what is wrong."""
+    error = assert_json_error(generate(proxy, body, params=params), 400)
+    assert named in error["message"]
+    assert upstream_calls(sim) == []
+
+
+def test_a_body_over_20_mib_is_413(proxy: ProxyServer, sim: str) -> None:
+    """Too large is refused from its Content-Length, before anything is forwarded."""
+    assert_json_error(generate(proxy, b"x" * BIG_BODY_BYTES), 413)
+    assert upstream_calls(sim) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [("GET", "/generate", 405), ("GET", "/nowhere", 404), ("DELETE", "/health", 405)],
+)
+def test_flasks_own_errors_are_json_too(
+    proxy: ProxyServer, method: str, path: str, code: int
+) -> None:
+    """404 and 405 come in the same JSON shape."""
+    response = requests.request(method, f"{proxy.url}{path}", timeout=REQUEST_TIMEOUT)
+    assert_json_error(response, code)
+
+
+# --- Gemini's errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (400, "INVALID_ARGUMENT"),
+        (403, "PERMISSION_DENIED"),
+        (404, "NOT_FOUND"),
+        (429, "RESOURCE_EXHAUSTED"),
+        (503, "UNAVAILABLE"),
+    ],
+)
+def test_gemini_errors_before_streaming_pass_through(
+    proxy: ProxyServer, sim: str, code: int, status: str
+) -> None:
+    """Gemini's status and JSON error body reach the client."""
+    configure(sim, {"default": {"status": code}})
+    error = assert_json_error(generate(proxy), code)
+    assert error["status"] == status
+
+
+def test_an_invalid_api_key_is_a_500_naming_the_key_by_id(proxy: ProxyServer, sim: str) -> None:
+    """API_KEY_INVALID is the operator's problem: 500 with details, the key's id, not the key."""
+    configure(sim, {"default": {"status": 400, "error_body": INVALID_KEY_BODY}})
+    response = generate(proxy)
+    error = assert_json_error(response, 500)
+    assert error["key"] in {"k1", "k2", "k3"}
+    assert error["upstream"]["details"][0]["reason"] == "API_KEY_INVALID"
+    assert not any(key in response.text for key in KEYS)
+
+
+def test_a_stream_cut_before_the_first_chunk_is_502(proxy: ProxyServer, sim: str) -> None:
+    """The upstream breaking off before any chunk went out is a clean 502."""
+    configure(sim, {"default": {"events": 6, "cut_after": 1}})
+    assert_json_error(generate(proxy), 502)
+
+
+def test_a_stream_cut_after_a_chunk_ends_with_an_error_element(
+    proxy: ProxyServer, sim: str
+) -> None:
+    """The body stays valid JSON: the chunks so far, then one error element."""
+    configure(sim, {"default": {"events": 6, "cut_after": 4}})
+    response = generate(proxy)
+    assert response.status_code == 200
+    body = response.json()
+    assert body[0]["is_complete"] is False and "content" in body[0]
+    assert body[-1]["error"]["code"] == 502
+    assert body[-1]["is_complete"] is False
+    assert body[-1]["chunk_number"] == len(body)
+
+
+def test_a_stream_without_finish_reason_is_incomplete_not_complete(
+    proxy: ProxyServer, sim: str
+) -> None:
+    """No finishReason at the end: an error element, never is_complete true."""
+    configure(sim, {"default": {"events": 4, "finish_reason": None}})
+    body = generate(proxy).json()
+    assert not any(element["is_complete"] for element in body)
+    assert "error" in body[-1]
+
+
+def test_an_unreachable_gemini_is_502(start_proxy) -> None:
+    """Nothing listening at GEMINI_API_BASE: 502."""
+    proxy = start_proxy(GEMINI_API_BASE=f"http://127.0.0.1:{free_port()}")
+    assert_json_error(generate(proxy), 502)
+
+
+@pytest.mark.parametrize(
+    "behaviour", [{"hang_before_headers": 3}, {"first_delay": 3}], ids=["no-headers", "no-event"]
+)
+def test_no_byte_for_upstream_timeout_is_504(start_proxy, sim: str, behaviour: dict) -> None:
+    """UPSTREAM_TIMEOUT without a byte from Gemini, before or after its headers: 504."""
+    proxy = start_proxy(UPSTREAM_TIMEOUT="1")
+    configure(sim, {"default": behaviour})
+    assert_json_error(generate(proxy), 504)
+
+
+# --- Health, ids, start-up ----------------------------------------------------------------------
+
+
+def test_health_answers_without_password_or_gemini(proxy: ProxyServer, sim: str) -> None:
+    """/health is 200 JSON with the key count and model, and calls nothing."""
+    response = requests.get(f"{proxy.url}/health", timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "keys": 3, "model": "gemini-2.5-flash"}
+    assert upstream_calls(sim) == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"), [("trace-123.abc", True), ("bad id with spaces", False), (None, False)]
+)
+def test_request_ids_are_echoed_or_made(proxy: ProxyServer, sent: str | None, kept: bool) -> None:
+    """A plain incoming X-Request-ID comes back; otherwise a new one is made."""
+    headers = {"X-Request-ID": sent} if sent else {}
+    response = requests.get(f"{proxy.url}/health", headers=headers, timeout=REQUEST_TIMEOUT)
+    returned = response.headers["X-Request-ID"]
+    assert (returned == sent) is kept
+    assert re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", returned)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"GEMINI_API_KEY_LIST": " , "}, "GEMINI_API_KEY_LIST"),
+        ({"chunk_token": "0"}, "chunk_token"),
+    ],
+)
+def test_a_bad_setting_stops_the_start_with_one_line_naming_it(
+    start_proxy, overrides: dict, variable: str
+) -> None:
+    """gunicorn exits non-zero; the log names the variable; no traceback."""
+    proxy = start_proxy(wait=False, **overrides)
+    assert proxy.process.wait(30) != 0
+    lines = proxy.log_lines()
+    errors = [line for line in lines if line.get("variable") == variable]
+    assert errors and errors[0]["message"].startswith(f"configuration error: {variable}: ")
+    assert "Traceback" not in proxy.output()
+
+
+# --- Secrets (last: it reads everything the shared proxy wrote) ---------------------------------
+
+
+def test_no_key_or_password_in_logs_metrics_or_health(proxy: ProxyServer, sim: str) -> None:
+    """Across every request above, nothing the server wrote or served holds a secret."""
+    generate(proxy, params={"password": PASSWORD}).raise_for_status()
+    served = "".join(
+        requests.get(f"{proxy.url}{path}", timeout=REQUEST_TIMEOUT).text
+        for path in ("/metrics", "/health")
+    )
+    output = proxy.output()
+    access = [line for line in proxy.log_lines() if line["logger"] == "gunicorn.access"]
+    assert any("/generate" in line["message"] for line in access), "the access log is on"
+    for secret in [*KEYS, PASSWORD]:
+        assert secret not in output
+        assert secret not in served
+    assert all(secret not in call["query"] for call in upstream_calls(sim) for secret in KEYS)

@@ -1,0 +1,124 @@
+"""The relay: events in, a JSON array out, element by element, always valid JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from app.chunker import Chunker
+from app.errors import error_body
+from app.logs import RequestRecord
+from app.relay import relay
+from app.upstream import UpstreamError, UpstreamUnreachable
+
+
+def sse(*events: dict) -> list[bytes]:
+    return [f"data: {json.dumps(event)}\r\n\r\n".encode() for event in events]
+
+
+def text_event(text: str, total: int, finish: str | None = None) -> dict:
+    candidate: dict = {"content": {"parts": [{"text": text}]}}
+    if finish:
+        candidate["finishReason"] = finish
+    return {"candidates": [candidate], "usageMetadata": {"totalTokenCount": total}}
+
+
+def run(
+    reads: list[bytes] | Iterator[bytes], chunk_token: int = 10
+) -> tuple[list[bytes], RequestRecord]:
+    record = RequestRecord("rid", "/generate")
+    return list(relay(reads, Chunker(chunk_token), record)), record
+
+
+def test_the_body_is_one_json_array_written_one_element_per_piece() -> None:
+    """`[` comes with the first chunk, `,` before each next one, `]` with the final one."""
+    pieces, record = run(sse(text_event("a", 12), text_event("b", 25), text_event("c", 30, "STOP")))
+    assert (
+        pieces[0].startswith(b"[{") and pieces[1].startswith(b",{") and pieces[-1].endswith(b"}]")
+    )
+    body = json.loads(b"".join(pieces))
+    assert [element["content"] for element in body] == ["a", "ab", "abc"]
+    assert record.first_chunk_seconds is not None and record.error is None
+
+
+def test_non_ascii_text_is_written_as_utf8_not_escaped() -> None:
+    """Text reaches the client byte for byte in UTF-8."""
+    pieces, _ = run(sse(text_event("café ☕", 3, "STOP")))
+    assert "café ☕".encode() in b"".join(pieces)
+
+
+@pytest.mark.parametrize(
+    ("tail", "status"),
+    [
+        ([], "BAD_GATEWAY"),
+        (
+            [b'data: {"error": {"code": 503, "status": "UNAVAILABLE", "message": "busy"}}\r\n\r\n'],
+            "UNAVAILABLE",
+        ),
+        ([b"data: {not json\r\n\r\n"], "BAD_GATEWAY"),
+        ([b"data: [1, 2]\r\n\r\n"], "BAD_GATEWAY"),
+        ([b'data: {"candidates": "oops"}\r\n\r\n'], "BAD_GATEWAY"),
+        ([b"data: \xff\r\n\r\n"], "BAD_GATEWAY"),
+    ],
+    ids=["no-finish-reason", "error-event", "bad-json", "not-an-object", "bad-shape", "bad-utf8"],
+)
+def test_a_failure_after_a_chunk_ends_the_array_with_one_error_element(
+    tail: list[bytes], status: str
+) -> None:
+    """The body stays valid JSON: chunks, then {"error": ..., "is_complete": false}."""
+    pieces, record = run(sse(text_event("a", 12)) + tail)
+    body = json.loads(b"".join(pieces))
+    assert body[0]["content"] == "a"
+    assert body[-1]["is_complete"] is False
+    assert body[-1]["chunk_number"] == 2
+    assert body[-1]["error"]["status"] == status
+    assert set(body[-1]["error"]) == {"code", "status", "message"}
+    assert record.error == status
+
+
+def test_a_broken_connection_after_a_chunk_ends_with_an_error_element() -> None:
+    """The upstream dying mid-stream still gives a parseable body."""
+
+    def reads() -> Iterator[bytes]:
+        yield from sse(text_event("a", 12))
+        raise UpstreamUnreachable("the Gemini stream broke off")
+
+    body = json.loads(b"".join(run(reads())[0]))
+    assert body[-1]["error"]["code"] == 502
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [
+        [],
+        sse(text_event("a", 3)),
+        [b'data: {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "q"}}\r\n\r\n'],
+    ],
+    ids=["empty", "no-chunk-yet", "error-event"],
+)
+def test_a_failure_before_the_first_chunk_is_raised_not_written(reads: list[bytes]) -> None:
+    """Nothing is committed yet, so the caller can still answer with an HTTP error status."""
+    with pytest.raises(UpstreamError):
+        run(reads)
+
+
+def test_an_error_event_keeps_geminis_code_and_status_before_streaming() -> None:
+    """Gemini's in-stream error keeps its own code and status."""
+    event = error_body(429, "quota")
+    with pytest.raises(UpstreamError) as caught:
+        run(sse(event))
+    assert caught.value.status == 429
+    assert caught.value.body == event
+
+
+def test_a_key_in_an_error_message_is_redacted_from_the_error_element() -> None:
+    """Gemini quoting a key in a mid-stream error never puts it in the client's body."""
+    key = "AIza" + "x" * 35
+    event = {
+        "error": {"code": 403, "status": "PERMISSION_DENIED", "message": f"api_key:{key} suspended"}
+    }
+    body = b"".join(run(sse(text_event("a", 12), event))[0])
+    assert key.encode() not in body
+    assert b"[REDACTED]" in body
