@@ -1,0 +1,48 @@
+# gemini-chunk-proxy: `make test`, `make demo`, `make run`.
+# Everything runs from a virtualenv this Makefile builds from the pinned requirements files.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 1231
+SIM_PORT ?= 8090
+
+.PHONY: test lint demo run clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed (PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+# The real thing: keys and settings from the environment (see README: Configuration).
+run: $(BIN)/.installed
+	@if [ -z "$$GEMINI_API_KEY_LIST" ]; then \
+		echo "GEMINI_API_KEY_LIST is not set: export your Gemini keys, or try 'make demo' (no keys needed)."; \
+		exit 2; \
+	fi
+	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# No keys needed: the local Gemini simulator on SIM_PORT, the proxy on PORT wired to it.
+demo: $(BIN)/.installed
+	@set -e; \
+	$(BIN)/python -m app.simulator --port $(SIM_PORT) > /dev/null & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	echo "Gemini simulator on 127.0.0.1:$(SIM_PORT). Proxy on port $(PORT); in another terminal try:"; \
+	echo ""; \
+	echo "  curl --no-buffer -X POST 'http://localhost:$(PORT)/generate?password=kkb' \\"; \
+	echo "    -H 'Content-Type: application/json' \\"; \
+	echo "    -d '{\"contents\": [{\"role\": \"user\", \"parts\": [{\"text\": \"Tell me a story\"}]}]}'"; \
+	echo ""; \
+	GEMINI_API_KEY_LIST=demo-key-1,demo-key-2 GEMINI_API_BASE=http://127.0.0.1:$(SIM_PORT) \
+		PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
