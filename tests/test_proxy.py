@@ -427,6 +427,58 @@ def test_a_bad_setting_stops_the_start_with_one_line_naming_it(
     assert "Traceback" not in proxy.output()
 
 
+def test_each_request_writes_one_json_log_line_with_its_facts(proxy: ProxyServer, sim: str) -> None:
+    """Request id, status, key id, model, tokens, chunks and timings, in one line."""
+    configure(sim, {"default": {"events": 4, "words_per_event": 30}})
+    generate(proxy, headers={"X-Request-ID": "log-line-check"}).raise_for_status()
+    wait_for(lambda: served_by(proxy, {"log-line-check"}))
+    (line,) = [line for line in proxy.log_lines() if line.get("request_id") == "log-line-check"]
+    assert line["status"] == 200 and line["path"] == "/generate"
+    assert line["key"] in {"k1", "k2", "k3"} and line["model"] == "gemini-2.5-flash"
+    assert (line["prompt_tokens"], line["total_tokens"], line["chunks"]) == (4, 124, 2)
+    assert 0 < line["first_chunk_seconds"] <= line["duration_seconds"]
+
+
+def test_a_key_quoted_in_a_gemini_error_never_reaches_the_client(
+    proxy: ProxyServer, sim: str
+) -> None:
+    """Gemini's 403 'Consumer api_key:... suspended' comes back with the key redacted."""
+    bodies = {
+        key: {
+            "status": 403,
+            "error_body": {
+                "error": {
+                    "code": 403,
+                    "message": f"Permission denied: Consumer 'api_key:{key}' has been suspended.",
+                    "status": "PERMISSION_DENIED",
+                }
+            },
+        }
+        for key in KEYS
+    }
+    configure(sim, {"keys": bodies})
+    response = generate(proxy)
+    error = assert_json_error(response, 403)
+    assert "[REDACTED]" in error["message"]
+    assert not any(key in response.text for key in KEYS)
+
+
+def test_metrics_export_every_documented_family(proxy: ProxyServer, sim: str) -> None:
+    """The names operators build dashboards on are all there, in valid exposition format."""
+    generate(proxy).raise_for_status()
+    text = requests.get(f"{proxy.url}/metrics", timeout=REQUEST_TIMEOUT).text
+    for family in (
+        "gemini_proxy_requests_total",
+        "gemini_proxy_upstream_requests_total",
+        "gemini_proxy_tokens_total",
+        "gemini_proxy_chunks_total",
+        "gemini_proxy_request_duration_seconds_bucket",
+        "gemini_proxy_first_chunk_seconds_bucket",
+        "gemini_proxy_in_flight",
+    ):
+        assert re.search(f"^{family}[{{ ]", text, re.MULTILINE), family
+
+
 # --- Secrets (last: it reads everything the shared proxy wrote) ---------------------------------
 
 

@@ -1,0 +1,82 @@
+"""Start-up: the app factory and the gunicorn settings, without a server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import Config
+
+CONF = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
+
+
+@pytest.mark.parametrize(("password", "warned"), [("kkb", True), ("a-real-secret", False)])
+def test_a_default_password_is_warned_about_at_start_without_printing_it(
+    caplog: pytest.LogCaptureFixture, password: str, warned: bool
+) -> None:
+    """Leaving api_password at 'kkb' logs a warning; the warning never holds the password."""
+    with caplog.at_level(logging.WARNING, logger="gemini_proxy"):
+        create_app(Config(api_keys=("k",), api_password=password))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert bool(warnings) is warned
+    assert all(password not in message for message in warnings)
+
+
+def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> dict:
+    """Run gunicorn.conf.py as gunicorn's master would, with the given environment."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("PORT", "WEB_CONCURRENCY", "WORKER_CONNECTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(CONF))
+
+
+def test_gunicorn_binds_port_on_all_interfaces_with_a_worker_per_cpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Defaults: 0.0.0.0:1231, one gevent worker per CPU."""
+    conf = load_gunicorn_conf(monkeypatch, tmp_path)
+    assert conf["bind"] == ["0.0.0.0:1231"]
+    assert conf["workers"] == os.cpu_count()
+    assert conf["worker_class"] == "gevent"
+    assert conf["preload_app"] is False
+
+
+def test_gunicorn_reads_port_workers_and_connections_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """PORT, WEB_CONCURRENCY and WORKER_CONNECTIONS are honoured (a -b flag still wins)."""
+    conf = load_gunicorn_conf(
+        monkeypatch, tmp_path, PORT="4321", WEB_CONCURRENCY="3", WORKER_CONNECTIONS="77"
+    )
+    assert (conf["bind"], conf["workers"], conf["worker_connections"]) == (["0.0.0.0:4321"], 3, 77)
+
+
+def test_the_access_log_never_prints_the_query_string(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """%(r)s and %(q)s carry ?password=; the format uses the bare path %(U)s."""
+    conf = load_gunicorn_conf(monkeypatch, tmp_path)
+    assert "%(U)s" in conf["access_log_format"]
+    assert "%(r)s" not in conf["access_log_format"] and "%(q)s" not in conf["access_log_format"]
+
+
+def test_the_master_imports_no_app_code_requests_or_urllib3(tmp_path: Path) -> None:
+    """Loading gunicorn.conf.py leaves app, requests, urllib3 and ssl unimported for gevent."""
+    code = (
+        "import runpy, sys; runpy.run_path(sys.argv[1]); "
+        "print([m for m in ('app', 'requests', 'urllib3', 'ssl', 'flask') if m in sys.modules])"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(CONF)], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
