@@ -26,7 +26,7 @@ from .logs import RequestRecord, log_request, request_id_from
 from .redact import redact
 from .relay import relay
 from .schemas import load_generate_request
-from .upstream import GeminiClient, UpstreamError
+from .upstream import GeminiClient, UpstreamError, UpstreamStream
 
 bp = Blueprint("proxy", __name__)
 LOGGER = logging.getLogger("gemini_proxy")
@@ -111,12 +111,16 @@ def generate() -> Response:
     response = Response(itertools.chain([first], pieces), mimetype="application/json")
     response.headers.update(STREAM_HEADERS)
     metrics.IN_FLIGHT.inc()
-    # The relay's own cleanup runs only if it is iterated to the end or closed; the client may
-    # leave before that, so the upstream is closed when the response is, whatever happened.
-    response.call_on_close(upstream.close)
-    response.call_on_close(metrics.IN_FLIGHT.dec)
-    response.call_on_close(partial(_take_counts, record, chunker))
+    # The relay's own cleanup would run only if it were iterated to the end; the client may leave
+    # before that, so the upstream is closed when the response is, whatever happened.
+    response.call_on_close(partial(_close_stream, upstream, chunker, record))
     return response
+
+
+def _close_stream(upstream: UpstreamStream, chunker: Chunker, record: RequestRecord) -> None:
+    upstream.close(reuse=chunker.done)
+    metrics.IN_FLIGHT.dec()
+    _take_counts(record, chunker)
 
 
 def _take_counts(record: RequestRecord, chunker: Chunker) -> None:

@@ -309,6 +309,8 @@ class SimulatorApp:
                 "query": query,
                 "body": body,
                 "time": time.time(),
+                # The client's TCP port tells tests whether it reused a pooled connection.
+                "remote_port": environ.get("REMOTE_PORT"),
             }
         )
         if model is None or environ["REQUEST_METHOD"] != "POST":

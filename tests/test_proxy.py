@@ -146,6 +146,15 @@ def test_the_request_reaches_gemini_unchanged_with_the_key_in_a_header(
     assert call["key"] in KEYS
 
 
+def test_upstream_connections_are_reused_across_requests(proxy: ProxyServer, sim: str) -> None:
+    """Each worker's pooled Session keeps its connection to Gemini: no handshake per request."""
+    for _ in range(6):
+        generate(proxy).raise_for_status()
+    ports = {call["remote_port"] for call in upstream_calls(sim)}
+    assert len(upstream_calls(sim)) == 6
+    assert len(ports) <= 2, f"{len(ports)} connections for 6 requests on 2 workers"
+
+
 def test_model_can_be_chosen_per_request(proxy: ProxyServer, sim: str) -> None:
     """?model= overrides MODEL_ID for one request."""
     assert generate(proxy, params={"model": "gemini-2.5-pro"}).status_code == 200
