@@ -38,7 +38,8 @@ preload_app = False
 control_socket_disable = True
 
 # -- Logging: one JSON object per line on stdout ---------------------------------------------
-# %(U)s is the path alone: %(r)s and %(q)s carry the query string, and `?password=` with it.
+# %(U)s is the path alone; the request-line and query-string atoms (r, q) would print
+# `?password=` too.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 logconfig_dict = {
     "version": 1,
