@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 1231
 SIM_PORT ?= 8090
 
-.PHONY: test lint demo run clean
+.PHONY: test lint demo run require-keys clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed (PYTHON=...)")'
@@ -23,12 +23,13 @@ test: lint
 	$(BIN)/pytest
 
 # The real thing: keys and settings from the environment (see README: Configuration).
-run: $(BIN)/.installed
-	@if [ -z "$$GEMINI_API_KEY_LIST" ]; then \
-		echo "GEMINI_API_KEY_LIST is not set: export your Gemini keys, or try 'make demo' (no keys needed)."; \
-		exit 2; \
-	fi
+run: require-keys $(BIN)/.installed
 	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# Checked before the virtualenv is built, so a missing key list fails at once with one line.
+NO_KEYS := GEMINI_API_KEY_LIST is not set: export your Gemini keys, or try 'make demo' (no keys needed)
+require-keys:
+	$(if $(strip $(GEMINI_API_KEY_LIST)),,$(error $(NO_KEYS)))
 
 # No keys needed: the local Gemini simulator on SIM_PORT, the proxy on PORT wired to it.
 demo: $(BIN)/.installed

@@ -68,7 +68,9 @@ logconfig_dict = {
 
 # -- Prometheus multiprocess metrics ---------------------------------------------------------
 # Workers inherit this environment and import prometheus_client only after the fork, so every
-# worker writes its values to files here and /metrics sums them.
+# worker writes its values to files here and /metrics sums them. A folder made here is removed
+# on exit; one the operator named (a tmpfs in Docker) is only emptied at start.
+made_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR",
     os.path.join(tempfile.gettempdir(), f"gemini-proxy-metrics-{os.getpid()}"),
@@ -90,6 +92,12 @@ def on_starting(server):
             shutil.rmtree(path)
         else:
             os.remove(path)
+
+
+def on_exit(server):
+    """Remove the metrics folder this file made; leave an operator's own in place."""
+    if made_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -52,9 +52,11 @@ FIRST_CHUNK = Histogram(
     "Time from receiving a /generate request to sending its first chunk.",
     buckets=FIRST_CHUNK_BUCKETS,
 )
-# livesum: the open streams of live workers, added up; a dead worker's count is dropped.
+# livesum: the open requests of live workers, added up; a dead worker's count is dropped.
 IN_FLIGHT = Gauge(
-    f"{PREFIX}_in_flight", "Streams open to clients right now.", multiprocess_mode="livesum"
+    f"{PREFIX}_in_flight",
+    "/generate requests being served right now, from arrival to the stream's last byte.",
+    multiprocess_mode="livesum",
 )
 
 

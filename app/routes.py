@@ -59,6 +59,8 @@ def _proxy() -> Proxy:
 @bp.before_app_request
 def _start_record() -> None:
     g.record = RequestRecord(request_id_from(request.headers.get("X-Request-ID")), request.path)
+    if request.path == GENERATE:
+        metrics.IN_FLIGHT.inc()
 
 
 @bp.after_app_request
@@ -73,6 +75,7 @@ def _finish_record(response: Response) -> Response:
 def _account(record: RequestRecord) -> None:
     record.end()
     if record.path == GENERATE:
+        metrics.IN_FLIGHT.dec()
         metrics.observe(record)
     if record.path not in QUIET_PATHS or record.status >= 400:
         log_request(record)
@@ -110,7 +113,6 @@ def generate() -> Response:
         _take_counts(record, chunker)
     response = Response(itertools.chain([first], pieces), mimetype="application/json")
     response.headers.update(STREAM_HEADERS)
-    metrics.IN_FLIGHT.inc()
     # The relay's own cleanup would run only if it were iterated to the end; the client may leave
     # before that, so the upstream is closed when the response is, whatever happened.
     response.call_on_close(partial(_close_stream, upstream, chunker, record))
@@ -119,7 +121,6 @@ def generate() -> Response:
 
 def _close_stream(upstream: UpstreamStream, chunker: Chunker, record: RequestRecord) -> None:
     upstream.close(reuse=chunker.done)
-    metrics.IN_FLIGHT.dec()
     _take_counts(record, chunker)
 
 
