@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import metrics
 from .auth import password_matches
@@ -90,7 +90,7 @@ def generate() -> Response:
             401, "missing or wrong password (Authorization: Bearer, x-api-key or ?password=)"
         )
     model = _model(request.args.get("model"), proxy.config.model_id)
-    raw = request.get_data(cache=False)
+    raw = _read_body()
     load_generate_request(raw)
 
     key = proxy.keys.next()
@@ -122,6 +122,17 @@ def generate() -> Response:
 def _close_stream(upstream: UpstreamStream, chunker: Chunker, record: RequestRecord) -> None:
     upstream.close(reuse=chunker.done)
     _take_counts(record, chunker)
+
+
+def _read_body() -> bytes:
+    raw = request.get_data(cache=False)
+    # A body without Content-Length (chunked) is cut at MAX_CONTENT_LENGTH by werkzeug without an
+    # error; one more byte behind the limit means it was longer than allowed.
+    if len(raw) == current_app.config["MAX_CONTENT_LENGTH"] and request.environ["wsgi.input"].read(
+        1
+    ):
+        raise RequestEntityTooLarge()
+    return raw
 
 
 def _take_counts(record: RequestRecord, chunker: Chunker) -> None:

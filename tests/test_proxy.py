@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -302,6 +303,31 @@ def test_a_body_over_20_mib_is_413(proxy: ProxyServer, sim: str) -> None:
     """Too large is refused from its Content-Length, before anything is forwarded."""
     assert_json_error(generate(proxy, b"x" * BIG_BODY_BYTES), 413)
     assert upstream_calls(sim) == []
+
+
+@pytest.mark.parametrize(("size", "code"), [(BIG_BODY_BYTES - 1, 200), (BIG_BODY_BYTES, 413)])
+def test_a_chunked_body_is_held_to_20_mib_too(
+    proxy: ProxyServer, sim: str, size: int, code: int
+) -> None:
+    """Without a Content-Length the limit holds as the body is read: 20 MiB passes, 1 more not."""
+    head, tail = b'{"contents": [{"parts": [{"text": "hi"}]}], "pad": "', b'"}'
+    padding = size - len(head) - len(tail)
+    piece = b" " * (1024 * 1024)
+
+    def body() -> Iterator[bytes]:
+        yield head
+        for start in range(0, padding, len(piece)):
+            yield piece[: padding - start]
+        yield tail
+
+    response = requests.post(
+        f"{proxy.url}/generate",
+        data=body(),
+        headers={"Authorization": f"Bearer {PASSWORD}", "Content-Type": "application/json"},
+        timeout=REQUEST_TIMEOUT,
+    )
+    assert response.status_code == code, response.text[:200]
+    assert len(upstream_calls(sim)) == (code == 200)
 
 
 @pytest.mark.parametrize(
