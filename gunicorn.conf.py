@@ -2,27 +2,37 @@
 
 The master imports this file before gevent patches anything, so it imports only the standard
 library: never app code, requests or urllib3 (an early ssl/socket import breaks gevent's patching).
-Every value can still be overridden on the command line (`-b`, `-w`, ...), as gunicorn does.
+Values can be overridden on the command line (`-b`, `-w`, ...) as gunicorn does, except the
+number of streams per worker: set WORKER_CONNECTIONS, which the app's connection pool follows too.
 """
 
+import logging
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 
+
+def _env_int(name, default):
+    """The variable as a positive int, else `default`: on_starting's check reports bad values."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
 # -- Server socket ---------------------------------------------------------------------------
-bind = [f"0.0.0.0:{os.environ.get('PORT', '1231')}"]
+bind = [f"0.0.0.0:{_env_int('PORT', 1231)}"]
 
 # -- Worker processes ------------------------------------------------------------------------
 # Streams spend their life waiting on Gemini, so each worker is one process of cooperative
 # greenlets; a process per CPU uses the cores for JSON and chunking work.
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+workers = _env_int("WEB_CONCURRENCY", multiprocessing.cpu_count())
 worker_class = "gevent"
 # The most streams one worker holds at once; the app sizes its upstream connection pool from the
 # same variable, so the two always agree.
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
+worker_connections = _env_int("WORKER_CONNECTIONS", 1000)
 # gevent workers heartbeat from their own greenlet, so a long stream never trips this timeout.
 timeout = 30
 # On SIGTERM, streams in flight get this long to finish before workers are killed.
@@ -37,13 +47,47 @@ preload_app = False
 # two instances on a host would fight over and a read-only root filesystem cannot hold.
 control_socket_disable = True
 
-# -- Logging: one JSON object per line on stdout ---------------------------------------------
+
+# -- Logging: one JSON object per line on stdout, secrets blanked ----------------------------
+class RedactSecrets(logging.Filter):
+    """Blank the password and API keys out of every line, whoever wrote it.
+
+    gunicorn itself logs raw request lines (an invalid one, `?password=` and all) and the URI of
+    a request that failed; the app never logs a secret, but this filter does not rely on that.
+    """
+
+    # `password=` query values, and anything shaped like a Google API key ("AIza" + 35).
+    PATTERN = re.compile(r"(?<=password=)[^&\s'\"]+|AIza[0-9A-Za-z_-]{35}", re.IGNORECASE)
+    REPLACEMENT = "[REDACTED]"
+
+    def __init__(self):
+        super().__init__()
+        keys = os.environ.get("GEMINI_API_KEY_LIST", "").split(",")
+        password = os.environ.get("api_password")  # noqa: SIM112 - the seed's lowercase name
+        self.secrets = [s for s in (*map(str.strip, keys), password) if s]
+
+    def filter(self, record):
+        message = self.clean(record.getMessage())
+        record.msg, record.args = message, None
+        if record.exc_info:
+            record.exc_text = self.clean(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+    def clean(self, text):
+        """`text` with every secret and secret-shaped string replaced."""
+        for secret in self.secrets:
+            text = text.replace(secret, self.REPLACEMENT)
+        return self.PATTERN.sub(self.REPLACEMENT, text)
+
+
 # %(U)s is the path alone; the request-line and query-string atoms (r, q) would print
 # `?password=` too.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact": {"()": RedactSecrets}},
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -55,6 +99,7 @@ logconfig_dict = {
         "stdout": {
             "class": "logging.StreamHandler",
             "formatter": "json",
+            "filters": ["redact"],
             "stream": "ext://sys.stdout",
         }
     },

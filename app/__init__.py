@@ -7,7 +7,6 @@ Usage::
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 
 # Bodies above this get 413 before they are read; Gemini's own inline-request limit is 20 MB.
 MAX_BODY_BYTES = 20 * 1024 * 1024
-LOGGER = logging.getLogger("gemini_proxy")
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -27,15 +25,15 @@ def create_app(config: Config | None = None) -> Flask:
     # proxy (Flask, requests, prometheus_client) just because it lives in this package.
     from flask import Flask
 
-    from . import logs, routes
+    from . import routes
     from .config import Config
     from .keys import KeyRing
+    from .logs import LOGGER
     from .upstream import GeminiClient
 
     config = config or Config.from_env(os.environ)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    logs.init_app(app)
     client = GeminiClient(config.api_base, config.upstream_timeout, config.worker_connections)
     routes.init_app(app, routes.Proxy(config, KeyRing(config.api_keys), client))
     LOGGER.info(

@@ -26,7 +26,11 @@ DEFAULT_WORKER_CONNECTIONS = 1000
 
 Number = TypeVar("Number", int, float)
 
-MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+# A model id as it goes into the upstream path: no '/', ':', '..' or leading dot can change the
+# path's meaning; 128 characters is far above any Gemini model name.
+MODEL_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+DEFAULT_PORT = 1231
+MAX_PORT = 65535
 
 
 class ConfigError(ValueError):
@@ -53,7 +57,9 @@ class Config:
         if not self.api_keys:
             raise ConfigError("GEMINI_API_KEY_LIST", "no API key given (comma-separated list)")
         if not MODEL_NAME.fullmatch(self.model_id):
-            raise ConfigError("MODEL_ID", "only letters, digits, '.', '-' and '_' are allowed")
+            raise ConfigError(
+                "MODEL_ID", "letters, digits, '.', '-' and '_' only, no '..', at most 128 long"
+            )
         if not self.api_password:
             raise ConfigError("api_password", "must not be empty")
         if not self.api_base.startswith(("http://", "https://")):
@@ -83,6 +89,14 @@ class Config:
         )
 
 
+def check_server_environ(environ: Mapping[str, str]) -> None:
+    """Check the variables gunicorn.conf.py reads (it reads them leniently, to stay import-safe)."""
+    port = _positive(environ, "PORT", int, DEFAULT_PORT)
+    if port > MAX_PORT:
+        raise ConfigError("PORT", f"expected a TCP port (1-{MAX_PORT}), got {port}")
+    _positive(environ, "WEB_CONCURRENCY", int, 1)
+
+
 def _positive(environ: Mapping[str, str], name: str, kind: type[Number], default: Number) -> Number:
     raw = environ.get(name)
     if raw is None or not raw.strip():
@@ -100,8 +114,12 @@ def main() -> int:
     """Check the environment's settings; print one JSON line naming a bad variable.
 
     Usage: python -m app.config  (gunicorn.conf.py runs it before any worker starts)
+
+    It checks the app's settings and the server's (PORT, WEB_CONCURRENCY; WORKER_CONNECTIONS is
+    one of the app's), so a bad value stops gunicorn with this line instead of a traceback.
     """
     try:
+        check_server_environ(os.environ)
         Config.from_env(os.environ)
     except ConfigError as error:
         line = {

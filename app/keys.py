@@ -33,9 +33,6 @@ class KeyRing:
         # counter with it staggers the workers' starting keys instead of all starting at k1.
         self._counter = itertools.count(os.getpid() if seed is None else seed)
 
-    def __len__(self) -> int:
-        return len(self.keys)
-
     def next(self) -> Key:
         """Return the next key in rotation."""
         return self.keys[next(self._counter) % len(self.keys)]

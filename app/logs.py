@@ -1,44 +1,28 @@
-"""Structured logging: one JSON line per finished request, from the record the route fills in.
+"""The per-request record and its one JSON log line.
 
 Usage::
 
-    record = RequestRecord(request_id="...", path="/generate")
+    record = RequestRecord(request_id_from(header), "POST", "/generate")
     ...
     log_request(record)
 
-Under gunicorn the root logger's JSON handler comes from gunicorn.conf.py; `init_app` adds one
-only when nothing configured logging (a bare `flask run`, a test).
+The lines become JSON in the handler gunicorn.conf.py installs on the root logger, for gunicorn's
+own lines and the app's alike; this module only says what a line holds.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask
-from pythonjsonlogger.json import JsonFormatter
-
 LOGGER = logging.getLogger("gemini_proxy")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
-RENAMED_FIELDS = {"asctime": "time", "levelname": "level", "name": "logger"}
 # An incoming X-Request-ID is reused only when it is short and plain, so it is safe to log and echo.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-def init_app(app: Flask) -> None:
-    """Make sure log lines are JSON on stdout even when no server configured logging."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter(LOG_FORMAT, rename_fields=RENAMED_FIELDS))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-    LOGGER.setLevel(logging.INFO)
+CLIENT_CLOSED = "CLIENT_CLOSED"
 
 
 def request_id_from(header: str | None) -> str:
@@ -53,6 +37,7 @@ class RequestRecord:
     """What one request did, filled in as it goes and logged once at its end."""
 
     request_id: str
+    method: str
     path: str
     started: float = field(default_factory=time.perf_counter)
     status: int | None = None
@@ -63,6 +48,7 @@ class RequestRecord:
     chunks: int = 0
     first_chunk_seconds: float | None = None
     duration_seconds: float | None = None
+    # The Gemini-style status of what went wrong (e.g. RESOURCE_EXHAUSTED), or CLIENT_CLOSED.
     error: str | None = None
 
     def mark_first_chunk(self) -> None:

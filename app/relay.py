@@ -2,7 +2,7 @@
 
 Usage::
 
-    pieces = relay(upstream.iter_bytes(), Chunker(50), record)
+    pieces = relay(upstream.iter_bytes(), Chunker(50), record, secrets=config.api_keys)
     first = next(pieces)  # raises UpstreamError if Gemini failed before the first chunk
 
 The body is `[` chunk `,` chunk ... `]`. `[` goes out with the first chunk, so until then nothing
@@ -13,22 +13,29 @@ ends the array with one error element, so the body is always valid JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .chunker import Chunker
 from .errors import error_body
 from .logs import RequestRecord
 from .redact import redact
-from .sse import SSEError, iter_events
+from .sse import iter_events
 from .upstream import UpstreamError
 
 OPEN, SEPARATOR, CLOSE = b"[", b",", b"]"
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
 MALFORMED = "Gemini sent a malformed stream event"
+# An error event's own code is trusted as an HTTP status only inside the error range.
+ERROR_CODES = range(400, 600)
 
 
-def relay(byte_chunks: Iterable[bytes], chunker: Chunker, record: RequestRecord) -> Iterator[bytes]:
+def relay(
+    byte_chunks: Iterable[bytes],
+    chunker: Chunker,
+    record: RequestRecord,
+    secrets: Sequence[str] = (),
+) -> Iterator[bytes]:
     """Yield the pieces of the client's body; raise UpstreamError only before the first."""
     opened = False
     try:
@@ -36,7 +43,7 @@ def relay(byte_chunks: Iterable[bytes], chunker: Chunker, record: RequestRecord)
             try:
                 chunk = chunker.feed(event)
             except (TypeError, AttributeError, KeyError, IndexError, ValueError):
-                raise UpstreamError(502, error_body(502, MALFORMED), "malformed") from None
+                raise _malformed() from None
             if chunk is None:
                 continue
             piece = (SEPARATOR if opened else OPEN) + encode(chunk)
@@ -51,8 +58,18 @@ def relay(byte_chunks: Iterable[bytes], chunker: Chunker, record: RequestRecord)
     except UpstreamError as failure:
         if not opened:
             raise
-        record.error = failure.body["error"].get("status", "UNKNOWN")
-        element = {**_error_element(failure), "chunk_number": chunker.chunks_sent + 1}
+        error = failure.body["error"]
+        record.error = error.get("status", "UNKNOWN")
+        element = {
+            "error": {
+                "code": error.get("code", failure.status),
+                "status": error.get("status", "UNKNOWN"),
+                # Gemini quotes the key in some messages ("Consumer 'api_key:...' suspended").
+                "message": redact(str(error.get("message", "")), secrets),
+            },
+            "is_complete": False,
+            "chunk_number": chunker.chunks_sent + 1,
+        }
         yield SEPARATOR + encode(element) + CLOSE
 
 
@@ -70,20 +87,12 @@ def _events(byte_chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
             if isinstance(event.get("error"), dict):
                 # Gemini reports a failure inside an accepted stream as an `error` event.
                 code = event["error"].get("code")
-                raise UpstreamError(code if isinstance(code, int) else 502, event, "error_event")
+                status = code if type(code) is int and code in ERROR_CODES else 502
+                raise UpstreamError(status, event, "error_event")
             yield event
-    except (SSEError, ValueError, RecursionError):
-        raise UpstreamError(502, error_body(502, MALFORMED), "malformed") from None
+    except (ValueError, RecursionError):  # SSEError and JSONDecodeError are ValueErrors
+        raise _malformed() from None
 
 
-def _error_element(failure: UpstreamError) -> dict[str, Any]:
-    error = failure.body["error"]
-    return {
-        "error": {
-            "code": error.get("code", failure.status),
-            "status": error.get("status", "UNKNOWN"),
-            # Gemini quotes the key in some messages ("Consumer 'api_key:AIza...' suspended").
-            "message": redact(str(error.get("message", ""))),
-        },
-        "is_complete": False,
-    }
+def _malformed() -> UpstreamError:
+    return UpstreamError(502, error_body(502, MALFORMED), "malformed")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,18 +21,16 @@ from .chunker import Chunker
 from .config import MODEL_NAME, Config
 from .errors import ApiError, error_body
 from .keys import KeyRing
-from .logs import RequestRecord, log_request, request_id_from
+from .logs import CLIENT_CLOSED, LOGGER, RequestRecord, log_request, request_id_from
 from .redact import redact
 from .relay import relay
-from .schemas import load_generate_request
+from .schemas import validate_generate_request
 from .upstream import GeminiClient, UpstreamError, UpstreamStream
 
 bp = Blueprint("proxy", __name__)
-LOGGER = logging.getLogger("gemini_proxy")
 GENERATE = "/generate"
 # Paths scraped every few seconds: logged only when they fail, so the log stays about traffic.
 QUIET_PATHS = frozenset({"/health", "/metrics"})
-MAX_MODEL_NAME = 128
 STREAM_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
 
 
@@ -56,10 +53,15 @@ def _proxy() -> Proxy:
     return current_app.extensions["gemini_proxy"]
 
 
+def _is_generate(record: RequestRecord) -> bool:
+    return record.method == "POST" and record.path == GENERATE
+
+
 @bp.before_app_request
 def _start_record() -> None:
-    g.record = RequestRecord(request_id_from(request.headers.get("X-Request-ID")), request.path)
-    if request.path == GENERATE:
+    request_id = request_id_from(request.headers.get("X-Request-ID"))
+    g.record = RequestRecord(request_id, request.method, request.path)
+    if _is_generate(g.record):
         metrics.IN_FLIGHT.inc()
 
 
@@ -68,20 +70,23 @@ def _finish_record(response: Response) -> Response:
     record: RequestRecord = g.record
     record.status = response.status_code
     response.headers["X-Request-ID"] = record.request_id
+    # Registered after the view's own close callback (_close_stream), so it runs after it and
+    # sees the stream's final counts.
     response.call_on_close(partial(_account, record))
     return response
 
 
 def _account(record: RequestRecord) -> None:
     record.end()
-    if record.path == GENERATE:
+    if _is_generate(record):
         metrics.IN_FLIGHT.dec()
         metrics.observe(record)
     if record.path not in QUIET_PATHS or record.status >= 400:
         log_request(record)
 
 
-@bp.post(GENERATE)
+# No automatic OPTIONS: /generate answers POST only, and anything else gets the JSON 405.
+@bp.post(GENERATE, provide_automatic_options=False)
 def generate() -> Response:
     """Relay one generation from Gemini as a stream of cumulative token-count chunks."""
     proxy, record = _proxy(), g.record
@@ -91,7 +96,7 @@ def generate() -> Response:
         )
     model = _model(request.args.get("model"), proxy.config.model_id)
     raw = _read_body()
-    load_generate_request(raw)
+    validate_generate_request(raw)
 
     key = proxy.keys.next()
     record.model, record.key = model, key.id
@@ -103,7 +108,7 @@ def generate() -> Response:
     metrics.UPSTREAM_REQUESTS.labels(key=key.id, status="200").inc()
 
     chunker = Chunker(proxy.config.chunk_token)
-    pieces = relay(upstream.iter_bytes(), chunker, record)
+    pieces = relay(upstream.iter_bytes(), chunker, record, secrets=proxy.config.api_keys)
     try:
         first = next(pieces)
     except BaseException:
@@ -120,18 +125,24 @@ def generate() -> Response:
 
 
 def _close_stream(upstream: UpstreamStream, chunker: Chunker, record: RequestRecord) -> None:
+    if not chunker.done and record.error is None:
+        record.error = CLIENT_CLOSED
     upstream.close(reuse=chunker.done)
     _take_counts(record, chunker)
 
 
 def _read_body() -> bytes:
-    raw = request.get_data(cache=False)
-    # A body without Content-Length (chunked) is cut at MAX_CONTENT_LENGTH by werkzeug without an
-    # error; one more byte behind the limit means it was longer than allowed.
-    if len(raw) == current_app.config["MAX_CONTENT_LENGTH"] and request.environ["wsgi.input"].read(
-        1
-    ):
-        raise RequestEntityTooLarge()
+    try:
+        raw = request.get_data(cache=False)
+        # werkzeug cuts a body without Content-Length (chunked) at MAX_CONTENT_LENGTH without an
+        # error; one more byte behind the limit means it was longer than allowed.
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if len(raw) == limit and request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    except HTTPException:
+        raise
+    except Exception:  # noqa: BLE001 - each WSGI server raises its own type for a bad chunked body
+        raise ApiError(400, "request body could not be read (malformed chunked encoding)") from None
     return raw
 
 
@@ -144,9 +155,11 @@ def _take_counts(record: RequestRecord, chunker: Chunker) -> None:
 def _model(requested: str | None, default: str) -> str:
     if requested is None:
         return default
-    if len(requested) > MAX_MODEL_NAME or not MODEL_NAME.fullmatch(requested):
+    if not MODEL_NAME.fullmatch(requested):
         raise ApiError(
-            400, "model must be letters, digits, '.', '-' and '_' only (e.g. gemini-2.5-flash)"
+            400,
+            "model must be letters, digits, '.', '-' and '_' (no '..', at most 128 characters),"
+            " e.g. gemini-2.5-flash",
         )
     return requested
 
@@ -172,7 +185,6 @@ def _api_error(error: ApiError) -> Response:
 
 @bp.app_errorhandler(UpstreamError)
 def _upstream_error(error: UpstreamError) -> Response:
-    g.record.error = error.upstream_status
     return _json_error(error.status, error.body)
 
 
@@ -194,5 +206,8 @@ def _unexpected(error: Exception) -> Response:
 
 
 def _json_error(code: int, body: dict[str, Any]) -> Response:
+    record = g.get("record")
+    if record is not None:
+        record.error = body["error"].get("status", "UNKNOWN")
     text = redact(json.dumps(body, ensure_ascii=False), _proxy().config.api_keys)
     return Response(text, status=code, mimetype="application/json")

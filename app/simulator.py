@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import ipaddress
 import json
 import re
@@ -300,7 +301,8 @@ class SimulatorApp:
         key = environ.get(API_KEY_ENVIRON) or None
         match = MODEL_PATH.fullmatch(path)
         model = match["model"] if match else None
-        body = _loads(environ["wsgi.input"].read())
+        raw_body = environ["wsgi.input"].read()
+        body = _loads(raw_body)
         self.requests.append(
             {
                 "key": key,
@@ -308,6 +310,8 @@ class SimulatorApp:
                 "path": path,
                 "query": query,
                 "body": body,
+                # Lets a test prove a proxy forwarded the bytes unchanged, not just equal JSON.
+                "body_sha256": hashlib.sha256(raw_body).hexdigest(),
                 "time": time.time(),
                 # The client's TCP port tells tests whether it reused a pooled connection.
                 "remote_port": environ.get("REMOTE_PORT"),

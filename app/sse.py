@@ -67,4 +67,4 @@ def _event_data(raw: bytes | bytearray) -> str | None:
     if not lines:
         # Comments, `event:`/`id:`-only blocks and stray blank lines carry no payload.
         return None
-    return "\n".join(line[6:] if line.startswith("data: ") else line[5:] for line in lines)
+    return "\n".join(line[5:].removeprefix(" ") for line in lines)

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from .errors import error_body, error_reasons, parse_gemini_error
 from .keys import Key
@@ -27,6 +27,9 @@ CONNECT_TIMEOUT = 10.0
 # Gemini's error bodies are a few KB; never buffer an unbounded one from a misbehaving upstream.
 MAX_ERROR_BODY = 64 * 1024
 INVALID_KEY_REASON = "API_KEY_INVALID"
+# The most bytes one read of an unchunked stream waits for; it returns sooner with what arrived.
+READ_SIZE = 64 * 1024
+BROKE_OFF = "the Gemini stream broke off"
 
 
 class UpstreamError(Exception):
@@ -129,17 +132,25 @@ class UpstreamStream:
         self.response.close()
 
     def _read(self) -> Iterator[bytes]:
+        raw = self.response.raw
         try:
-            # chunk_size=None hands over each read as it arrives; iter_lines would hold back
-            # the last line until more data came (requests#2433).
-            yield from self.response.iter_content(chunk_size=None)
-        except requests.ConnectionError as error:
-            # requests reports a read timeout inside a stream as ConnectionError(ReadTimeoutError).
-            if error.args and isinstance(error.args[0], ReadTimeoutError):
+            if raw.chunked:
+                # chunk_size=None hands over each HTTP chunk as it arrives; iter_lines would hold
+                # back the last line until more data came (requests#2433).
+                yield from self.response.iter_content(chunk_size=None)
+            else:
+                # Unchunked (a relay in front of Gemini), iter_content(None) would read to the end
+                # of the body before yielding; read1 returns whatever has arrived.
+                while data := raw.read1(READ_SIZE, decode_content=True):
+                    yield data
+        except (requests.ConnectionError, ReadTimeoutError) as error:
+            # requests wraps a read timeout inside a stream as ConnectionError(ReadTimeoutError).
+            cause = error.args[0] if error.args else error
+            if isinstance(cause, ReadTimeoutError):
                 raise UpstreamTimeout(self.timeout) from None
-            raise UpstreamUnreachable("the Gemini stream broke off") from None
-        except requests.RequestException:
-            raise UpstreamUnreachable("the Gemini stream broke off") from None
+            raise UpstreamUnreachable(BROKE_OFF) from None
+        except (requests.RequestException, HTTPError, OSError):
+            raise UpstreamUnreachable(BROKE_OFF) from None
 
 
 def _http_error(response: requests.Response, key: Key) -> UpstreamError:

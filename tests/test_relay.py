@@ -28,7 +28,7 @@ def text_event(text: str, total: int, finish: str | None = None) -> dict:
 def run(
     reads: list[bytes] | Iterator[bytes], chunk_token: int = 10
 ) -> tuple[list[bytes], RequestRecord]:
-    record = RequestRecord("rid", "/generate")
+    record = RequestRecord("rid", "POST", "/generate")
     return list(relay(reads, Chunker(chunk_token), record)), record
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from app.errors import ApiError
-from app.schemas import load_generate_request
+from app.schemas import MAX_CONTENTS, MAX_PARTS, validate_generate_request
 
 VALID = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
@@ -38,7 +38,7 @@ VALID = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 def test_bad_bodies_are_refused_with_a_400_naming_the_problem(raw: bytes, named: str) -> None:
     """Each malformed body raises ApiError(400) whose message says what is wrong."""
     with pytest.raises(ApiError) as caught:
-        load_generate_request(raw)
+        validate_generate_request(raw)
     assert caught.value.code == 400
     assert named in caught.value.message
 
@@ -54,7 +54,31 @@ def test_bad_bodies_are_refused_with_a_400_naming_the_problem(raw: bytes, named:
         {"cachedContent": "cachedContents/abc", "someFutureField": [1, {"x": None}]},
     ],
 )
-def test_valid_bodies_come_back_unchanged_with_unknown_fields(extra: dict) -> None:
-    """Fields the schema does not know, snake_case ones too, are kept exactly."""
-    body = {**VALID, **extra}
-    assert load_generate_request(json.dumps(body).encode()) == body
+def test_valid_bodies_pass_with_fields_the_schema_does_not_know(extra: dict) -> None:
+    """Fields the schema does not know, snake_case ones too, are no reason to refuse a body."""
+    validate_generate_request(json.dumps({**VALID, **extra}).encode())
+
+
+@pytest.mark.parametrize(
+    ("contents", "named"),
+    [
+        ([{"parts": [{}]}] * (MAX_CONTENTS + 1), f"more than {MAX_CONTENTS} entries"),
+        ([{"parts": [{}] * 1000}] * (MAX_PARTS // 1000 + 1), f"more than {MAX_PARTS} parts"),
+    ],
+    ids=["contents", "parts"],
+)
+def test_oversized_contents_are_refused_before_the_slow_validation(
+    contents: list, named: str
+) -> None:
+    """More entries or parts than any real conversation: 400, without walking them all."""
+    with pytest.raises(ApiError) as caught:
+        validate_generate_request(json.dumps({"contents": contents}).encode())
+    assert caught.value.code == 400
+    assert named in caught.value.message
+
+
+def test_the_largest_allowed_contents_still_pass() -> None:
+    """Exactly at the caps is fine."""
+    contents = [{"parts": [{}] * 5}] * MAX_CONTENTS
+    assert sum(len(c["parts"]) for c in contents) == MAX_PARTS
+    validate_generate_request(json.dumps({"contents": contents}).encode())
