@@ -13,6 +13,7 @@ import pytest
 
 from app import create_app
 from app.config import Config
+from app.redact import GEMINI_KEY
 
 CONF = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 
@@ -32,7 +33,13 @@ def test_a_default_password_is_warned_about_at_start_without_printing_it(
 def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> dict:
     """Run gunicorn.conf.py as gunicorn's master would, with the given environment."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    for name in ("PORT", "WEB_CONCURRENCY", "WORKER_CONNECTIONS"):
+    for name in (
+        "PORT",
+        "WEB_CONCURRENCY",
+        "WORKER_CONNECTIONS",
+        "GEMINI_API_KEY_LIST",
+        "api_password",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -80,3 +87,45 @@ def test_the_master_imports_no_app_code_requests_or_urllib3(tmp_path: Path) -> N
         [sys.executable, "-c", code, str(CONF)], env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_every_log_line_is_scrubbed_of_keys_and_the_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The filter on gunicorn's JSON handler blanks configured secrets, key shapes, ?password=."""
+    conf = load_gunicorn_conf(
+        monkeypatch, tmp_path, GEMINI_API_KEY_LIST="odd-key-1, odd-key-2", api_password="hunter22"
+    )
+    google_shaped = "AIza" + "b" * 35
+    message = "bad line 'GET /generate?password=%s&x=1' key %s then %s and %s"
+    record = logging.LogRecord(
+        "gunicorn.error", logging.ERROR, __file__, 1, message,
+        ("qs-secret", "odd-key-2", google_shaped, "hunter22"), None,
+    )  # fmt: skip
+    assert conf["RedactSecrets"]().filter(record) is True
+    line = record.getMessage()
+    for secret in ("qs-secret", "odd-key-2", google_shaped, "hunter22"):
+        assert secret not in line
+    assert line.count("[REDACTED]") == 4
+
+
+def test_tracebacks_in_log_lines_are_scrubbed_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An exception whose text holds a key is logged without it."""
+    conf = load_gunicorn_conf(monkeypatch, tmp_path, GEMINI_API_KEY_LIST="odd-key-1")
+    try:
+        raise RuntimeError("failed with odd-key-1")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
+    conf["RedactSecrets"]().filter(record)
+    assert record.exc_info is None
+    assert "odd-key-1" not in record.exc_text and "RuntimeError" in record.exc_text
+
+
+def test_the_app_and_the_log_filter_know_the_same_key_shape(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """gunicorn.conf.py cannot import app.redact, so its pattern is checked against it here."""
+    conf = load_gunicorn_conf(monkeypatch, tmp_path)
+    assert GEMINI_KEY.pattern in conf["RedactSecrets"].PATTERN.pattern

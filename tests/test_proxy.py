@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -80,6 +82,14 @@ def assert_json_error(response: requests.Response, code: int) -> dict[str, Any]:
     return error
 
 
+def upstream_count(proxy: ProxyServer, status: str) -> float:
+    """Calls to Gemini with this status label, over all keys."""
+    return sum(
+        metric(proxy, "gemini_proxy_upstream_requests_total", key=key, status=status)
+        for key in ("k1", "k2", "k3")
+    )
+
+
 def metric(proxy: ProxyServer, name: str, **labels: str) -> float:
     """One sample's value from a scrape of /metrics (0 when absent)."""
     text = requests.get(f"{proxy.url}/metrics", timeout=REQUEST_TIMEOUT).text
@@ -87,6 +97,18 @@ def metric(proxy: ProxyServer, name: str, **labels: str) -> float:
     pattern = "^" + re.escape(name + (f"{{{wanted}}}" if labels else "")) + r" (\S+)$"
     match = re.search(pattern, text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
+
+
+def raw_exchange(proxy: ProxyServer, request_bytes: bytes) -> tuple[int, bytes]:
+    """Send bytes as they are on a new connection; return the status and the body read."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=REQUEST_TIMEOUT) as sock:
+        sock.sendall(request_bytes)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
 
 
 # --- Streaming --------------------------------------------------------------------------------
@@ -101,6 +123,7 @@ def test_chunks_stream_while_the_upstream_is_still_generating(proxy: ProxyServer
         first = next(pieces)
         assert first.startswith(b'[{"content":')
         assert control(sim, "streams")["open"] == 1, "upstream finished before the first chunk"
+        assert metric(proxy, "gemini_proxy_in_flight") == 1
         rest = list(pieces)
     body = json.loads(first + b"".join(rest))
     assert len(rest) + 1 == len(body), "each chunk arrives as its own write"
@@ -137,11 +160,13 @@ def test_the_request_reaches_gemini_unchanged_with_the_key_in_a_header(
         **PROMPT,
         "generation_config": {"max_output_tokens": 99},
         "systemInstruction": {"parts": [{"text": "be brief"}]},
-        "someFutureField": {"nested": [1, None, "x"]},
+        "someFutureField": {"nested": [1, None, "x"], "café": "☕"},
     }
-    assert generate(proxy, body).status_code == 200
+    # Odd spacing, key order and 1.0 would all change if the proxy re-serialised the body.
+    raw = json.dumps(body, indent=3, sort_keys=True).replace('"x"', '"x" , 1.0').encode()
+    assert generate(proxy, raw).status_code == 200
     (call,) = upstream_calls(sim)
-    assert call["body"] == body
+    assert call["body_sha256"] == hashlib.sha256(raw).hexdigest()
     assert call["model"] == "gemini-2.5-flash"
     assert call["query"] == "alt=sse"
     assert call["key"] in KEYS
@@ -219,7 +244,9 @@ def test_keys_are_used_evenly_across_both_workers(proxy: ProxyServer, sim: str) 
 
 def test_metrics_sum_requests_over_all_workers(proxy: ProxyServer, sim: str) -> None:
     """/metrics counts every request whichever worker served it and whichever worker scrapes."""
+    configure(sim, {"default": {"events": 2, "words_per_event": 30}})
     before = metric(proxy, "gemini_proxy_requests_total", status="200")
+    tokens_before = metric(proxy, "gemini_proxy_tokens_total")
     sent = 0
     ids: set[str] = set()
     while len(served_by(proxy, ids)) < 2:
@@ -230,6 +257,8 @@ def test_metrics_sum_requests_over_all_workers(proxy: ProxyServer, sim: str) -> 
     wait_for(lambda: len(served_by(proxy, ids)) == 2)
     for _ in range(6):  # several scrapes, so both workers answer /metrics
         assert metric(proxy, "gemini_proxy_requests_total", status="200") == before + sent
+    # Each answer: prompt 4 + 2 events of 30 = 64 tokens.
+    assert metric(proxy, "gemini_proxy_tokens_total") == tokens_before + 64 * sent
     assert metric(proxy, "gemini_proxy_chunks_total") >= sent
     assert metric(proxy, "gemini_proxy_in_flight") == 0
     for key_id in ("k1", "k2", "k3"):
@@ -288,6 +317,9 @@ def test_the_password_is_accepted_in_each_place(
         (PROMPT, {"model": "../admin"}, "model"),
         (PROMPT, {"model": "gemini:generateContent"}, "model"),
         (PROMPT, {"model": ""}, "model"),
+        (PROMPT, {"model": ".."}, "model"),
+        (PROMPT, {"model": "."}, "model"),
+        (PROMPT, {"model": "a" * 129}, "model"),
     ],
 )
 def test_bad_input_is_400_naming_the_problem_and_nothing_reaches_gemini(
@@ -330,16 +362,35 @@ def test_a_chunked_body_is_held_to_20_mib_too(
     assert len(upstream_calls(sim)) == (code == 200)
 
 
+def test_a_malformed_chunked_body_is_400_not_500(proxy: ProxyServer, sim: str) -> None:
+    """A broken chunk size from the client is the client's error."""
+    head = (
+        f"POST /generate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PASSWORD}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    status, body = raw_exchange(proxy, head.encode() + b"zz\r\n{}\r\n0\r\n\r\n")
+    assert status == 400
+    assert json.loads(body)["error"]["code"] == 400
+    assert upstream_calls(sim) == []
+
+
 @pytest.mark.parametrize(
     ("method", "path", "code"),
-    [("GET", "/generate", 405), ("GET", "/nowhere", 404), ("DELETE", "/health", 405)],
+    [
+        ("GET", "/generate", 405),
+        ("OPTIONS", "/generate", 405),
+        ("GET", "/nowhere", 404),
+        ("DELETE", "/health", 405),
+    ],
 )
 def test_flasks_own_errors_are_json_too(
     proxy: ProxyServer, method: str, path: str, code: int
 ) -> None:
-    """404 and 405 come in the same JSON shape."""
+    """404 and 405 come in the same JSON shape, and are not counted as generations."""
+    counted = metric(proxy, "gemini_proxy_request_duration_seconds_count")
     response = requests.request(method, f"{proxy.url}{path}", timeout=REQUEST_TIMEOUT)
     assert_json_error(response, code)
+    assert metric(proxy, "gemini_proxy_request_duration_seconds_count") == counted
 
 
 # --- Gemini's errors ----------------------------------------------------------------------------
@@ -360,8 +411,10 @@ def test_gemini_errors_before_streaming_pass_through(
 ) -> None:
     """Gemini's status and JSON error body reach the client."""
     configure(sim, {"default": {"status": code}})
+    counted = upstream_count(proxy, str(code))
     error = assert_json_error(generate(proxy), code)
     assert error["status"] == status
+    assert upstream_count(proxy, str(code)) == counted + 1
 
 
 def test_an_invalid_api_key_is_a_500_naming_the_key_by_id(proxy: ProxyServer, sim: str) -> None:
@@ -408,6 +461,7 @@ def test_an_unreachable_gemini_is_502(start_proxy) -> None:
     """Nothing listening at GEMINI_API_BASE: 502."""
     proxy = start_proxy(GEMINI_API_BASE=f"http://127.0.0.1:{free_port()}")
     assert_json_error(generate(proxy), 502)
+    assert upstream_count(proxy, "unreachable") == 1
 
 
 @pytest.mark.parametrize(
@@ -418,6 +472,31 @@ def test_no_byte_for_upstream_timeout_is_504(start_proxy, sim: str, behaviour: d
     proxy = start_proxy(UPSTREAM_TIMEOUT="1")
     configure(sim, {"default": behaviour})
     assert_json_error(generate(proxy), 504)
+    if "hang_before_headers" in behaviour:
+        assert upstream_count(proxy, "timeout") == 1
+
+
+def test_a_timeout_after_a_chunk_ends_the_array_with_a_504_element(start_proxy, sim: str) -> None:
+    """Gemini going silent mid-stream: the chunks so far, then an error element with 504."""
+    proxy = start_proxy(UPSTREAM_TIMEOUT="1")
+    configure(sim, {"default": {"events": 3, "words_per_event": 60, "delay": 3}})
+    body = generate(proxy).json()
+    assert body[0]["content"] and body[0]["is_complete"] is False
+    assert body[-1]["error"]["code"] == 504 and body[-1]["is_complete"] is False
+
+
+def test_a_client_that_leaves_closes_the_upstream_and_is_logged_as_such(
+    proxy: ProxyServer, sim: str
+) -> None:
+    """Hanging up mid-stream ends the upstream stream; the log line says CLIENT_CLOSED."""
+    configure(sim, {"default": {"events": 40, "words_per_event": 60, "delay": 0.1}})
+    closed_before = control(sim, "streams")["closed_early"]
+    with generate(proxy, stream=True, headers={"X-Request-ID": "leaver"}) as response:
+        next(response.iter_content(chunk_size=None))
+    wait_for(lambda: control(sim, "streams")["closed_early"] == closed_before + 1)
+    wait_for(lambda: served_by(proxy, {"leaver"}))
+    (line,) = [line for line in proxy.log_lines() if line.get("request_id") == "leaver"]
+    assert line["error"] == "CLIENT_CLOSED" and line["status"] == 200
 
 
 # --- Health, ids, start-up ----------------------------------------------------------------------
@@ -448,6 +527,9 @@ def test_request_ids_are_echoed_or_made(proxy: ProxyServer, sent: str | None, ke
     [
         ({"GEMINI_API_KEY_LIST": " , "}, "GEMINI_API_KEY_LIST"),
         ({"chunk_token": "0"}, "chunk_token"),
+        ({"WORKER_CONNECTIONS": "many"}, "WORKER_CONNECTIONS"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({"PORT": "99999"}, "PORT"),
     ],
 )
 def test_a_bad_setting_stops_the_start_with_one_line_naming_it(
@@ -520,6 +602,10 @@ def test_metrics_export_every_documented_family(proxy: ProxyServer, sim: str) ->
 def test_no_key_or_password_in_logs_metrics_or_health(proxy: ProxyServer, sim: str) -> None:
     """Across every request above, nothing the server wrote or served holds a secret."""
     generate(proxy, params={"password": PASSWORD}).raise_for_status()
+    # gunicorn logs an invalid request line verbatim, query string and all.
+    bad_line = f"POST /generate?password={PASSWORD}&a=b\tc HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert raw_exchange(proxy, bad_line.encode())[0] == 400
+    wait_for(lambda: "Invalid request" in proxy.output())
     served = "".join(
         requests.get(f"{proxy.url}{path}", timeout=REQUEST_TIMEOUT).text
         for path in ("/metrics", "/health")

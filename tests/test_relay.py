@@ -122,3 +122,21 @@ def test_a_key_in_an_error_message_is_redacted_from_the_error_element() -> None:
     body = b"".join(run(sse(text_event("a", 12), event))[0])
     assert key.encode() not in body
     assert b"[REDACTED]" in body
+
+
+@pytest.mark.parametrize("code", [200, 0, 1000, True, "503", None])
+def test_an_error_event_with_an_odd_code_is_a_502_not_that_code(code: object) -> None:
+    """Only 400-599 from an error event become the HTTP status; anything else is 502."""
+    event = {"error": {"code": code, "status": "UNAVAILABLE", "message": "x"}}
+    with pytest.raises(UpstreamError) as caught:
+        run(sse(event))
+    assert caught.value.status == 502
+
+
+def test_configured_keys_are_redacted_from_error_elements_whatever_their_shape() -> None:
+    """A key that does not look like Google's is still blanked when it is one of ours."""
+    event = {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "key my-odd-key"}}
+    record = RequestRecord("rid", "POST", "/generate")
+    pieces = relay(sse(text_event("a", 12), event), Chunker(10), record, secrets=["my-odd-key"])
+    body = b"".join(pieces)
+    assert b"my-odd-key" not in body and b"[REDACTED]" in body

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -134,3 +137,41 @@ def test_transport_failures_map_to_502_and_504(
         client().open_stream("gemini-2.5-flash", BODY, KEY)
     assert caught.value.status == status
     assert caught.value.body["error"]["code"] == status
+
+
+@pytest.fixture
+def unchunked_server() -> Iterator[tuple[str, threading.Event]]:
+    """A loopback server answering one close-delimited SSE body, its second event on a signal."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    go_on = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+                b'data: {"n": 1}\r\n\r\n'
+            )
+            go_on.wait(5)
+            connection.sendall(b'data: {"n": 2}\r\n\r\n')
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", go_on
+    go_on.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_an_unchunked_stream_is_relayed_as_it_arrives_not_at_its_end(
+    unchunked_server: tuple[str, threading.Event],
+) -> None:
+    """Without chunked framing (a relay in front of Gemini) the first event is not held back."""
+    url, go_on = unchunked_server
+    stream = GeminiClient(url, timeout=5, pool_size=1).open_stream("m", BODY, KEY)
+    reads = stream.iter_bytes()
+    assert next(reads) == b'data: {"n": 1}\r\n\r\n'  # while the server still holds event 2
+    go_on.set()
+    assert b"".join(reads) == b'data: {"n": 2}\r\n\r\n'
+    stream.close()
