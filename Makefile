@@ -9,10 +9,10 @@ SIM_PORT ?= 8090
 
 .PHONY: test lint demo run require-keys clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed (PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 lint: $(BIN)/.installed
@@ -34,8 +34,16 @@ require-keys:
 # No keys needed: the local Gemini simulator on SIM_PORT, the proxy on PORT wired to it.
 demo: $(BIN)/.installed
 	@set -e; \
-	$(BIN)/python -m app.simulator --port $(SIM_PORT) > /dev/null & sim=$$!; \
-	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	log=$$(mktemp); \
+	$(BIN)/python -m app.simulator --port $(SIM_PORT) > $$log 2>&1 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null; rm -f $$log' EXIT INT TERM; \
+	until grep -q simulator_listening $$log; do \
+		if ! kill -0 $$sim 2>/dev/null; then \
+			echo "The Gemini simulator did not start on port $(SIM_PORT) (try SIM_PORT=...):"; \
+			cat $$log; exit 1; \
+		fi; \
+		sleep 0.1; \
+	done; \
 	echo "Gemini simulator on 127.0.0.1:$(SIM_PORT). Proxy on port $(PORT); in another terminal try:"; \
 	echo ""; \
 	echo "  curl --no-buffer -X POST 'http://localhost:$(PORT)/generate?password=kkb' \\"; \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -85,3 +86,21 @@ def test_make_demo_serves_the_curl_it_prints_and_the_readme_shows(
     assert len(body) >= 3
     assert [chunk["chunk_number"] for chunk in body] == list(range(1, len(body) + 1))
     assert body[-1]["is_complete"] is True and body[-1]["finish_reason"] == "STOP"
+
+
+@pytest.mark.skipif(not IN_A_VENV, reason="make demo is given the tests' virtualenv to run in")
+def test_make_demo_stops_with_a_clear_line_when_the_simulator_cannot_start() -> None:
+    """A taken SIM_PORT is reported, instead of a proxy whose every answer would be a 502."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        sim_port = taken.getsockname()[1]
+        command = ["make", "-s", "demo", f"PORT={free_port()}", f"SIM_PORT={sim_port}"]
+        result = subprocess.run(
+            [*command, f"VENV={sys.prefix}"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert result.stdout.startswith(f"The Gemini simulator did not start on port {sim_port}")
+    assert "Listening at" not in result.stdout, "the proxy must not start without its upstream"
