@@ -142,7 +142,9 @@ class ProxyServer:
         return [json.loads(line) for line in self.output().splitlines() if line.strip()]
 
     def stop(self) -> int:
-        """SIGTERM gunicorn and wait for it; return its exit code."""
+        """SIGTERM gunicorn and wait for it; return its exit code. Safe to call twice."""
+        if self._captured is not None:
+            return self.process.returncode
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:

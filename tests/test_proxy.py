@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -594,6 +597,45 @@ def test_metrics_export_every_documented_family(proxy: ProxyServer, sim: str) ->
         "gemini_proxy_in_flight",
     ):
         assert re.search(f"^{family}[{{ ]", text, re.MULTILINE), family
+
+
+def booted_workers(proxy: ProxyServer) -> list[int]:
+    """Pids of the workers gunicorn booted so far, in order."""
+    found = (
+        re.fullmatch(r"Booting worker with pid: (\d+)", line["message"])
+        for line in proxy.log_lines()
+    )
+    return [int(match.group(1)) for match in found if match]
+
+
+def test_killed_workers_lose_no_counts_and_leave_no_stream_in_flight(start_proxy, sim: str) -> None:
+    """gunicorn replaces dead workers: their counters stay summed, their live gauges go."""
+    proxy = start_proxy()
+    wait_for(lambda: len(booted_workers(proxy)) == 2)
+    assert generate_many(proxy, "before-kill", 10) == [200] * 10
+    configure(sim, {"default": {"events": 50, "words_per_event": 60, "delay": 0.2}})
+    with generate(proxy, stream=True) as response:
+        next(response.iter_content(chunk_size=None))
+        assert metric(proxy, "gemini_proxy_in_flight") == 1
+        for pid in booted_workers(proxy):
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: len(booted_workers(proxy)) == 4)
+    for _ in range(6):  # whichever new worker answers
+        assert metric(proxy, "gemini_proxy_requests_total", status="200") == 10
+        assert metric(proxy, "gemini_proxy_in_flight") == 0
+
+
+def test_counts_from_an_earlier_run_are_cleared_at_start(
+    start_proxy, sim: str, tmp_path: Path
+) -> None:
+    """A restarted server starts from zero even when its metrics folder is kept (a volume)."""
+    first = start_proxy(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    generate(first).raise_for_status()
+    wait_for(lambda: metric(first, "gemini_proxy_requests_total", status="200") == 1)
+    first.stop()
+    assert list(tmp_path.iterdir()), "the operator's folder is kept"
+    second = start_proxy(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    assert metric(second, "gemini_proxy_requests_total", status="200") == 0
 
 
 # --- Secrets (last: it reads everything the shared proxy wrote) ---------------------------------
