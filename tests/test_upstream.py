@@ -148,7 +148,10 @@ def unchunked_server() -> Iterator[tuple[str, threading.Event]]:
     def serve() -> None:
         connection, _ = listener.accept()
         with connection:
-            connection.recv(65536)
+            request = b""
+            # Read the whole request: closing with unread bytes would reset the connection.
+            while not request.endswith(BODY):
+                request += connection.recv(65536)
             connection.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
                 b'data: {"n": 1}\r\n\r\n'
