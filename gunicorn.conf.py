@@ -7,7 +7,6 @@ number of streams per worker: set WORKER_CONNECTIONS, which the app's connection
 """
 
 import logging
-import multiprocessing
 import os
 import re
 import shutil
@@ -28,7 +27,8 @@ bind = [f"0.0.0.0:{_env_int('PORT', 1231)}"]
 # -- Worker processes ------------------------------------------------------------------------
 # Streams spend their life waiting on Gemini, so each worker is one process of cooperative
 # greenlets; a process per CPU uses the cores for JSON and chunking work.
-workers = _env_int("WEB_CONCURRENCY", multiprocessing.cpu_count())
+# The CPUs this process may run on (a container's cpuset), not every CPU of the host.
+workers = _env_int("WEB_CONCURRENCY", len(os.sched_getaffinity(0)))
 worker_class = "gevent"
 # The most streams one worker holds at once; the app sizes its upstream connection pool from the
 # same variable, so the two always agree.

@@ -56,8 +56,9 @@ class RequestRecord:
         self.first_chunk_seconds = time.perf_counter() - self.started
 
     def end(self) -> None:
-        """Fix the request's duration."""
-        self.duration_seconds = time.perf_counter() - self.started
+        """Fix the request's duration at its first call: when the last byte went out."""
+        if self.duration_seconds is None:
+            self.duration_seconds = time.perf_counter() - self.started
 
     def fields(self) -> dict[str, Any]:
         """The log line's fields, times rounded to the millisecond."""

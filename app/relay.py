@@ -18,7 +18,7 @@ from typing import Any
 
 from .chunker import Chunker
 from .errors import error_body
-from .logs import RequestRecord
+from .logs import LOGGER, RequestRecord
 from .redact import redact
 from .sse import iter_events
 from .upstream import UpstreamError
@@ -26,6 +26,7 @@ from .upstream import UpstreamError
 OPEN, SEPARATOR, CLOSE = b"[", b",", b"]"
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
 MALFORMED = "Gemini sent a malformed stream event"
+INTERNAL = "the proxy failed while relaying the stream; see its log"
 # An error event's own code is trusted as an HTTP status only inside the error range.
 ERROR_CODES = range(400, 600)
 
@@ -55,9 +56,14 @@ def relay(
                 return
             yield piece
         raise UpstreamError(502, error_body(502, INCOMPLETE), "incomplete")
-    except UpstreamError as failure:
+    except Exception as failure:
         if not opened:
             raise
+        if not isinstance(failure, UpstreamError):
+            # A bug, not Gemini: logged with its traceback, reported to the client as INTERNAL,
+            # and the array still closed so the body stays valid JSON.
+            LOGGER.exception("stream failed", extra={"request_id": record.request_id})
+            failure = UpstreamError(500, error_body(500, INTERNAL), "internal")
         error = failure.body["error"]
         record.error = error.get("status", "UNKNOWN")
         element = {
@@ -78,10 +84,19 @@ def encode(element: dict[str, Any]) -> bytes:
     return json.dumps(element, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# NaN and Infinity, which Python's parser takes by default, would go on to the client as
+# invalid JSON; one decoder for all events, since json.loads(..., **options) builds one per call.
+EVENT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _events(byte_chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     try:
         for data in iter_events(byte_chunks):
-            event = json.loads(data)
+            event = EVENT_DECODER.decode(data)
             if not isinstance(event, dict):
                 raise ValueError("event is not a JSON object")
             if isinstance(event.get("error"), dict):

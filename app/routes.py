@@ -125,6 +125,7 @@ def generate() -> Response:
 
 
 def _close_stream(upstream: UpstreamStream, chunker: Chunker, record: RequestRecord) -> None:
+    record.end()  # before the upstream's tail is read: the client already has its last byte
     if not chunker.done and record.error is None:
         record.error = CLIENT_CLOSED
     upstream.close(reuse=chunker.done)

@@ -16,6 +16,8 @@ EVENT_END = re.compile(rb"\r?\n\r?\n")
 LINE_END = re.compile(r"\r?\n")
 # A separator is at most 4 bytes, so a new read can only complete one that began 3 bytes back.
 SEPARATOR_OVERLAP = 3
+# The SSE spec lets a stream start with a UTF-8 byte order mark, to be ignored.
+BOM = b"\xef\xbb\xbf"
 
 
 class SSEError(ValueError):
@@ -27,11 +29,18 @@ class SSEDecoder:
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._started = False
 
     def feed(self, data: bytes) -> list[str]:
         """Take the next bytes read; return the data of every event they complete."""
         start = max(0, len(self._buffer) - SEPARATOR_OVERLAP)
         self._buffer += data
+        if not self._started:
+            if len(self._buffer) < len(BOM) and BOM.startswith(self._buffer):
+                return []
+            self._started = True
+            if self._buffer.startswith(BOM):
+                del self._buffer[: len(BOM)]
         payloads = []
         consumed = 0
         for match in EVENT_END.finditer(self._buffer, start):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -30,6 +31,10 @@ INVALID_KEY_REASON = "API_KEY_INVALID"
 # The most bytes one read of an unchunked stream waits for; it returns sooner with what arrived.
 READ_SIZE = 64 * 1024
 BROKE_OFF = "the Gemini stream broke off"
+# Reading a finished stream's tail to reuse its connection is worth a moment, not a stall: past
+# either bound the connection is dropped instead.
+DRAIN_TIMEOUT = 1.0
+DRAIN_BUDGET = 64 * 1024
 
 
 class UpstreamError(Exception):
@@ -71,6 +76,8 @@ class GeminiClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        # One Session serves every client of the worker: keep no cookies from any answer.
+        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         # pool_maxsize bounds the connections kept per host, so it must cover every stream a
         # worker can hold at once (worker_connections) or finished streams' sockets are thrown away.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
@@ -94,6 +101,8 @@ class GeminiClient:
                 headers=headers,
                 stream=True,
                 timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
+                # A redirect would carry x-goog-api-key to wherever it points.
+                allow_redirects=False,
             )
         except requests.Timeout as error:
             if isinstance(error, requests.ConnectTimeout):
@@ -122,14 +131,25 @@ class UpstreamStream:
         """Release the connection; safe to call more than once.
 
         With `reuse`, for a stream whose answer is complete, the rest of the body (normally just
-        the chunked terminator) is read first, so the connection goes back to the pool instead of
-        being dropped and costing the next request a TCP and TLS handshake.
+        the chunked terminator) is read first, within DRAIN_TIMEOUT and DRAIN_BUDGET, so the
+        connection goes back to the pool instead of costing the next request a TCP and TLS
+        handshake. A tail that is longer or slower gets the connection dropped.
         """
         if reuse:
-            with contextlib.suppress(UpstreamError):
-                for _ in self._reads:
-                    pass
+            self._drain()
         self.response.close()
+
+    def _drain(self) -> None:
+        connection = self.response.raw.connection
+        if connection is not None and connection.sock is not None:
+            # urllib3 sets the read timeout afresh on each request, so this one lasts only here.
+            connection.sock.settimeout(DRAIN_TIMEOUT)
+        read = 0
+        with contextlib.suppress(UpstreamError):
+            for data in self._reads:
+                read += len(data)
+                if read > DRAIN_BUDGET:
+                    return
 
     def _read(self) -> Iterator[bytes]:
         raw = self.response.raw
@@ -144,9 +164,14 @@ class UpstreamStream:
                 while data := raw.read1(READ_SIZE, decode_content=True):
                     yield data
         except (requests.ConnectionError, ReadTimeoutError) as error:
-            # requests wraps a read timeout inside a stream as ConnectionError(ReadTimeoutError).
-            cause = error.args[0] if error.args else error
-            if isinstance(cause, ReadTimeoutError):
+            # iter_content wraps a read timeout as ConnectionError(ReadTimeoutError); read1 raises
+            # ReadTimeoutError itself.
+            wrapped = (
+                error.args[0]
+                if isinstance(error, requests.ConnectionError) and error.args
+                else None
+            )
+            if isinstance(error, ReadTimeoutError) or isinstance(wrapped, ReadTimeoutError):
                 raise UpstreamTimeout(self.timeout) from None
             raise UpstreamUnreachable(BROKE_OFF) from None
         except (requests.RequestException, HTTPError, OSError):
@@ -154,6 +179,10 @@ class UpstreamStream:
 
 
 def _http_error(response: requests.Response, key: Key) -> UpstreamError:
+    if 300 <= response.status_code < 400:
+        response.close()
+        message = f"Gemini answered with a redirect (HTTP {response.status_code}), not followed"
+        return UpstreamError(502, error_body(502, message), str(response.status_code))
     try:
         raw = response.raw.read(MAX_ERROR_BODY, decode_content=True)
     except Exception:  # noqa: BLE001 - a body we cannot read still has its status to report

@@ -49,10 +49,10 @@ def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: s
 def test_gunicorn_binds_port_on_all_interfaces_with_a_worker_per_cpu(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Defaults: 0.0.0.0:1231, one gevent worker per CPU."""
+    """Defaults: 0.0.0.0:1231, one gevent worker per CPU this process may use."""
     conf = load_gunicorn_conf(monkeypatch, tmp_path)
     assert conf["bind"] == ["0.0.0.0:1231"]
-    assert conf["workers"] == os.cpu_count()
+    assert conf["workers"] == len(os.sched_getaffinity(0))
     assert conf["worker_class"] == "gevent"
     assert conf["preload_app"] is False
 

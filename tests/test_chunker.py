@@ -120,6 +120,13 @@ def test_a_blocked_prompt_ends_with_a_final_chunk_naming_the_block_reason() -> N
     assert final["prompt_feedback"] == {"blockReason": "PROHIBITED_CONTENT"}
 
 
+def test_prompt_feedback_beside_candidates_does_not_end_the_stream() -> None:
+    """blockReason ends the answer only when Gemini sent no candidate."""
+    mixed = {**event("a", 60), "promptFeedback": {"blockReason": "SAFETY"}}
+    (chunk,) = chunks_of([mixed])
+    assert chunk["is_complete"] is False
+
+
 def test_feeding_after_the_final_chunk_is_refused() -> None:
     """A finished chunker takes no more events."""
     chunker = Chunker(50)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+import pytest
+
 from app.keys import KeyRing
 
 SECRETS = ["secret-a", "secret-b", "secret-c"]
@@ -23,9 +25,13 @@ def test_rotation_is_round_robin_from_the_seed() -> None:
     assert [ring.next().id for _ in range(5)] == ["k2", "k3", "k1", "k2", "k3"]
 
 
-def test_default_seed_is_the_process_id() -> None:
+@pytest.mark.parametrize(("pid", "first"), [(300, "k1"), (301, "k2"), (302, "k3")])
+def test_default_seed_is_the_process_id(
+    monkeypatch: pytest.MonkeyPatch, pid: int, first: str
+) -> None:
     """Without a seed the starting key is pid modulo the key count."""
-    assert KeyRing(SECRETS).next().id == f"k{os.getpid() % 3 + 1}"
+    monkeypatch.setattr(os, "getpid", lambda: pid)
+    assert KeyRing(SECRETS).next().id == first
 
 
 def test_workers_with_consecutive_pids_start_on_different_keys() -> None:

@@ -78,6 +78,43 @@ def test_a_failure_after_a_chunk_ends_the_array_with_one_error_element(
     assert record.error == status
 
 
+def test_a_bug_after_a_chunk_still_closes_the_array_with_an_internal_error() -> None:
+    """An unexpected exception mid-stream: logged, then an INTERNAL element and `]`."""
+
+    class Failing(Chunker):
+        def feed(self, event: dict) -> dict | None:
+            if self.chunks_sent:
+                raise RuntimeError("a bug")
+            return super().feed(event)
+
+    record = RequestRecord("rid", "POST", "/generate")
+    pieces = relay(sse(text_event("a", 12), text_event("b", 25)), Failing(10), record)
+    body = json.loads(b"".join(pieces))
+    assert body[-1]["error"]["status"] == "INTERNAL" and body[-1]["chunk_number"] == 2
+    assert record.error == "INTERNAL"
+
+
+def test_a_bug_before_any_chunk_is_raised_to_become_a_500() -> None:
+    """With nothing sent yet, the exception goes to the app's error handler."""
+
+    class Failing(Chunker):
+        def feed(self, event: dict) -> dict | None:
+            raise RuntimeError("a bug")
+
+    record = RequestRecord("rid", "POST", "/generate")
+    with pytest.raises(RuntimeError):
+        list(relay(sse(text_event("a", 12)), Failing(10), record))
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_json_numbers_from_gemini_are_a_malformed_event(constant: bytes) -> None:
+    """NaN would be passed on as invalid JSON; it is refused as malformed instead."""
+    event = b'data: {"usageMetadata": {"totalTokenCount": ' + constant + b"}}\r\n\r\n"
+    pieces, _ = run([*sse(text_event("a", 12)), event])
+    body = json.loads(b"".join(pieces))
+    assert body[-1]["error"]["message"] == "Gemini sent a malformed stream event"
+
+
 def test_a_broken_connection_after_a_chunk_ends_with_an_error_element() -> None:
     """The upstream dying mid-stream still gives a parseable body."""
 

@@ -64,6 +64,13 @@ def test_only_data_fields_are_payload(body: bytes, expected: list[str]) -> None:
     assert list(iter_events([body])) == expected
 
 
+def test_a_byte_order_mark_at_the_start_is_skipped_wherever_the_reads_split_it() -> None:
+    """The SSE spec allows a leading BOM; it must not swallow the first event."""
+    body = b"\xef\xbb\xbf" + framed("\r\n\r\n")
+    for cut in range(6):
+        assert feed_split(body, cut) == EVENTS, f"cut at byte {cut}"
+
+
 def test_invalid_utf8_in_an_event_is_an_error() -> None:
     """Bytes that are not UTF-8 raise SSEError instead of passing garbage on."""
     with pytest.raises(SSEError):
