@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 import responses
 
 from app.keys import Key
-from app.upstream import GeminiClient, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from app.upstream import (
+    GeminiClient,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 BASE = "http://gemini.test"
 URL = f"{BASE}/v1beta/models/gemini-2.5-flash:streamGenerateContent"
@@ -139,42 +145,103 @@ def test_transport_failures_map_to_502_and_504(
     assert caught.value.body["error"]["code"] == status
 
 
-@pytest.fixture
-def unchunked_server() -> Iterator[tuple[str, threading.Event]]:
-    """A loopback server answering one close-delimited SSE body, its second event on a signal."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    go_on = threading.Event()
+UNCHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+CHUNKED_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+EVENT_1, EVENT_2 = b'data: {"n": 1}\r\n\r\n', b'data: {"n": 2}\r\n\r\n'
 
-    def serve() -> None:
-        connection, _ = listener.accept()
+
+class HeldBackServer:
+    """A loopback server that sends `first`, then holds `rest` back until `release` is set."""
+
+    def __init__(self, first: bytes, rest: bytes) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.release, self.rest_sent = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(first, rest), daemon=True)
+        self.thread.start()
+
+    def _serve(self, first: bytes, rest: bytes) -> None:
+        connection, _ = self.listener.accept()
         with connection:
             request = b""
             # Read the whole request: closing with unread bytes would reset the connection.
             while not request.endswith(BODY):
                 request += connection.recv(65536)
-            connection.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
-                b'data: {"n": 1}\r\n\r\n'
-            )
-            go_on.wait(5)
-            connection.sendall(b'data: {"n": 2}\r\n\r\n')
+            connection.sendall(first)
+            self.release.wait(10)
+            with contextlib.suppress(OSError):  # the client may have hung up meanwhile
+                connection.sendall(rest)
+            self.rest_sent.set()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", go_on
-    go_on.set()
-    thread.join(5)
-    listener.close()
+    def stop(self) -> None:
+        self.release.set()
+        self.thread.join(10)
+        self.listener.close()
 
 
-def test_an_unchunked_stream_is_relayed_as_it_arrives_not_at_its_end(
-    unchunked_server: tuple[str, threading.Event],
-) -> None:
+@pytest.fixture
+def held_back() -> Iterator[Callable[[bytes, bytes], HeldBackServer]]:
+    """Start HeldBackServers; each is released and stopped after the test."""
+    servers: list[HeldBackServer] = []
+
+    def start(first: bytes, rest: bytes) -> HeldBackServer:
+        servers.append(HeldBackServer(first, rest))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_an_unchunked_stream_is_relayed_as_it_arrives_not_at_its_end(held_back) -> None:
     """Without chunked framing (a relay in front of Gemini) the first event is not held back."""
-    url, go_on = unchunked_server
-    stream = GeminiClient(url, timeout=5, pool_size=1).open_stream("m", BODY, KEY)
+    server = held_back(UNCHUNKED_HEAD + EVENT_1, EVENT_2)
+    stream = GeminiClient(server.url, timeout=5, pool_size=1).open_stream("m", BODY, KEY)
     reads = stream.iter_bytes()
-    assert next(reads) == b'data: {"n": 1}\r\n\r\n'  # while the server still holds event 2
-    go_on.set()
-    assert b"".join(reads) == b'data: {"n": 2}\r\n\r\n'
+    assert next(reads) == EVENT_1  # while the server still holds event 2 back
+    server.release.set()
+    assert b"".join(reads) == EVENT_2
     stream.close()
+
+
+def test_an_unchunked_stream_that_stalls_times_out_as_504(held_back) -> None:
+    """A silent unchunked upstream is a timeout (504), not a broken connection (502)."""
+    server = held_back(UNCHUNKED_HEAD + EVENT_1, EVENT_2)
+    stream = GeminiClient(server.url, timeout=0.5, pool_size=1).open_stream("m", BODY, KEY)
+    reads = stream.iter_bytes()
+    next(reads)
+    with pytest.raises(UpstreamTimeout):
+        next(reads)
+    stream.close()
+
+
+def test_closing_a_finished_stream_does_not_wait_for_a_slow_tail(held_back) -> None:
+    """Reading the tail for reuse is bounded: close returns while the upstream still holds it."""
+    chunk = b"%x\r\n%s\r\n" % (len(EVENT_1), EVENT_1)
+    server = held_back(CHUNKED_HEAD + chunk, b"0\r\n\r\n")
+    stream = GeminiClient(server.url, timeout=30, pool_size=1).open_stream("m", BODY, KEY)
+    assert next(stream.iter_bytes()) == EVENT_1
+    stream.close(reuse=True)
+    assert not server.rest_sent.is_set()
+
+
+@responses.activate
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else() -> None:
+    """A 3xx is a 502 from the proxy; the key is never sent to the redirect's target."""
+    responses.post(URL, status=307, headers={"Location": "http://elsewhere.test/steal"})
+    responses.post("http://elsewhere.test/steal", body=b"data: {}\r\n\r\n")
+    with pytest.raises(UpstreamError) as caught:
+        client().open_stream("gemini-2.5-flash", BODY, KEY)
+    assert caught.value.status == 502
+    assert [call.request.url.split("?")[0] for call in responses.calls] == [URL]
+
+
+@responses.activate
+def test_the_shared_session_keeps_no_cookies() -> None:
+    """A cookie set on one client's call must not ride along on another's."""
+    responses.post(URL, body=b"data: {}\r\n\r\n", headers={"Set-Cookie": "sid=abc; Path=/"})
+    gemini = client()
+    gemini.open_stream("gemini-2.5-flash", BODY, KEY).close()
+    assert len(gemini.session.cookies) == 0
