@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import logging
 import os
 import runpy
 import subprocess
 import sys
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
+import flask
 import pytest
+from flask import Flask
 
 from app import create_app
+from app.auth import password_matches
 from app.config import Config
 from app.redact import GEMINI_KEY
 
@@ -129,3 +137,120 @@ def test_the_app_and_the_log_filter_know_the_same_key_shape(
     """gunicorn.conf.py cannot import app.redact, so its pattern is checked against it here."""
     conf = load_gunicorn_conf(monkeypatch, tmp_path)
     assert GEMINI_KEY.pattern in conf["RedactSecrets"].PATTERN.pattern
+
+
+def test_the_upstream_pool_is_sized_from_worker_connections() -> None:
+    """Each worker's pool keeps as many connections as the worker holds streams."""
+    app = create_app(Config(api_keys=("k",), worker_connections=37))
+    session = app.extensions["gemini_proxy"].client.session
+    assert session.get_adapter("https://generativelanguage.googleapis.com/")._pool_maxsize == 37
+
+
+class StubStream:
+    """An upstream stream that yields given bytes and remembers being closed."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.closed = body, False
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        yield self.body
+
+    def close(self, reuse: bool = False) -> None:
+        self.closed = True
+
+
+class StubClient:
+    """Stands in for GeminiClient: returns a stream, or raises what it is given."""
+
+    def __init__(self, stream: StubStream | None = None, error: Exception | None = None) -> None:
+        self.stream, self.error = stream, error
+
+    def open_stream(self, model: str, body: bytes, key: object) -> StubStream:
+        if self.error:
+            raise self.error
+        return self.stream
+
+
+def app_with(client: StubClient) -> Flask:
+    app = create_app(Config(api_keys=(SECRET_KEY,), api_password=PASSWORD))
+    proxy = app.extensions["gemini_proxy"]
+    app.extensions["gemini_proxy"] = dataclasses.replace(proxy, client=client)
+    return app
+
+
+SECRET_KEY = "AIza" + "s" * 35
+PASSWORD = "unit-test-password"
+PROMPT = {"contents": [{"parts": [{"text": "hi"}]}]}
+AUTH = {"Authorization": f"Bearer {PASSWORD}"}
+
+
+def test_an_unexpected_error_is_a_generic_json_500_logged_with_its_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug gives a 500 that says nothing of it (or of any key); the log has the detail."""
+    app = app_with(StubClient(error=RuntimeError(f"boom with {SECRET_KEY}")))
+    headers = {**AUTH, "X-Request-ID": "bug-1"}
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().post("/generate", json=PROMPT, headers=headers)
+    assert response.status_code == 500
+    assert response.json["error"]["message"] == "internal error; see the proxy's log"
+    assert SECRET_KEY not in response.get_data(as_text=True)
+    (logged,) = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert logged.request_id == "bug-1" and logged.exc_info
+
+
+def test_the_upstream_is_closed_when_it_fails_before_the_first_chunk() -> None:
+    """A stream that fails before any chunk is closed at once, not left to the collector."""
+    stream = StubStream(b"data: {not json\r\n\r\n")
+    response = (
+        app_with(StubClient(stream)).test_client().post("/generate", json=PROMPT, headers=AUTH)
+    )
+    assert response.status_code == 502
+    assert stream.closed
+
+
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        ({"Authorization": "Bearer {}"}, ""),
+        ({"Authorization": "bearer {}"}, ""),
+        ({"x-api-key": "{}"}, ""),
+        ({}, "?password={}"),
+    ],
+    ids=["bearer", "lowercase-bearer", "x-api-key", "query"],
+)
+def test_a_non_ascii_password_works_in_every_place_and_is_compared_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], query: str
+) -> None:
+    """UTF-8 passwords: header bytes arrive as latin-1 text, the query as UTF-8; both match."""
+    password = "pässwörd-☕"
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    app = create_app(Config(api_keys=("k",), api_password=password))
+    as_wsgi_text = password.encode().decode("latin-1")  # how WSGI hands a header value over
+    sent = {name: value.format(as_wsgi_text) for name, value in headers.items()}
+    url = "/generate" + query.format(urllib.parse.quote(password))
+    with app.test_request_context(url, method="POST", headers=sent):
+        assert password_matches(flask.request, password)
+        assert not password_matches(flask.request, password + "x")
+    assert calls, "hmac.compare_digest was not used"
+
+
+@pytest.mark.parametrize("operator_named_it", [True, False])
+def test_only_a_metrics_folder_gunicorn_made_is_removed_on_exit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, operator_named_it: bool
+) -> None:
+    """Our own temp folder goes at exit; an operator's (a tmpfs, a volume) stays."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    if operator_named_it:
+        conf = load_gunicorn_conf(monkeypatch, tmp_path / "named")
+    else:
+        # set, then unset, so that monkeypatch also undoes what the config file sets itself
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+        monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+        conf = runpy.run_path(str(CONF))
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    conf["on_exit"](None)
+    assert folder.exists() is operator_named_it

@@ -245,11 +245,22 @@ def test_keys_are_used_evenly_across_both_workers(proxy: ProxyServer, sim: str) 
     assert max(uses) - min(uses) <= 2, uses
 
 
+def sample_labels(name: str) -> dict[str, str]:
+    return {"status": "200"} if name == "gemini_proxy_requests_total" else {}
+
+
 def test_metrics_sum_requests_over_all_workers(proxy: ProxyServer, sim: str) -> None:
     """/metrics counts every request whichever worker served it and whichever worker scrapes."""
-    configure(sim, {"default": {"events": 2, "words_per_event": 30}})
-    before = metric(proxy, "gemini_proxy_requests_total", status="200")
-    tokens_before = metric(proxy, "gemini_proxy_tokens_total")
+    # Each answer: prompt 4 + 4 events of 30 = 124 tokens, in 2 chunks (at 64, and the final).
+    configure(sim, {"default": {"events": 4, "words_per_event": 30}})
+    families = (
+        "gemini_proxy_requests_total",
+        "gemini_proxy_tokens_total",
+        "gemini_proxy_chunks_total",
+        "gemini_proxy_request_duration_seconds_count",
+        "gemini_proxy_first_chunk_seconds_count",
+    )
+    before = {name: metric(proxy, name, **sample_labels(name)) for name in families}
     sent = 0
     ids: set[str] = set()
     while len(served_by(proxy, ids)) < 2:
@@ -258,11 +269,11 @@ def test_metrics_sum_requests_over_all_workers(proxy: ProxyServer, sim: str) -> 
         ids |= {f"metrics-{sent}-{i}" for i in range(10)}
         sent += 10
     wait_for(lambda: len(served_by(proxy, ids)) == 2)
+    per_request = {"gemini_proxy_tokens_total": 124, "gemini_proxy_chunks_total": 2}
     for _ in range(6):  # several scrapes, so both workers answer /metrics
-        assert metric(proxy, "gemini_proxy_requests_total", status="200") == before + sent
-    # Each answer: prompt 4 + 2 events of 30 = 64 tokens.
-    assert metric(proxy, "gemini_proxy_tokens_total") == tokens_before + 64 * sent
-    assert metric(proxy, "gemini_proxy_chunks_total") >= sent
+        for name in families:
+            grown = metric(proxy, name, **sample_labels(name)) - before[name]
+            assert grown == per_request.get(name, 1) * sent, name
     assert metric(proxy, "gemini_proxy_in_flight") == 0
     for key_id in ("k1", "k2", "k3"):
         assert metric(proxy, "gemini_proxy_upstream_requests_total", key=key_id, status="200") > 0
@@ -294,8 +305,13 @@ def test_missing_or_wrong_password_is_401_and_nothing_reaches_gemini(
 
 @pytest.mark.parametrize(
     ("params", "headers"),
-    [({"password": PASSWORD}, None), (None, {"x-api-key": PASSWORD}), (None, None)],
-    ids=["query", "x-api-key", "bearer"],
+    [
+        ({"password": PASSWORD}, None),
+        (None, {"x-api-key": PASSWORD}),
+        (None, {"Authorization": f"bearer {PASSWORD}"}),
+        (None, None),
+    ],
+    ids=["query", "x-api-key", "lowercase-bearer", "bearer"],
 )
 def test_the_password_is_accepted_in_each_place(
     proxy: ProxyServer, sim: str, params: dict | None, headers: dict | None
@@ -322,6 +338,7 @@ def test_the_password_is_accepted_in_each_place(
         (PROMPT, {"model": ""}, "model"),
         (PROMPT, {"model": ".."}, "model"),
         (PROMPT, {"model": "."}, "model"),
+        (PROMPT, {"model": "gemini..x"}, "model"),
         (PROMPT, {"model": "a" * 129}, "model"),
     ],
 )
@@ -415,9 +432,13 @@ def test_gemini_errors_before_streaming_pass_through(
     """Gemini's status and JSON error body reach the client."""
     configure(sim, {"default": {"status": code}})
     counted = upstream_count(proxy, str(code))
-    error = assert_json_error(generate(proxy), code)
+    request_id = f"gemini-error-{code}"
+    error = assert_json_error(generate(proxy, headers={"X-Request-ID": request_id}), code)
     assert error["status"] == status
     assert upstream_count(proxy, str(code)) == counted + 1
+    wait_for(lambda: served_by(proxy, {request_id}))
+    (line,) = [line for line in proxy.log_lines() if line.get("request_id") == request_id]
+    assert (line["status"], line["error"]) == (code, status)
 
 
 def test_an_invalid_api_key_is_a_500_naming_the_key_by_id(proxy: ProxyServer, sim: str) -> None:
@@ -506,11 +527,15 @@ def test_a_client_that_leaves_closes_the_upstream_and_is_logged_as_such(
 
 
 def test_health_answers_without_password_or_gemini(proxy: ProxyServer, sim: str) -> None:
-    """/health is 200 JSON with the key count and model, and calls nothing."""
-    response = requests.get(f"{proxy.url}/health", timeout=REQUEST_TIMEOUT)
+    """/health is 200 JSON with the key count and model, calls nothing, and is not logged."""
+    headers = {"X-Request-ID": "health-check"}
+    response = requests.get(f"{proxy.url}/health", headers=headers, timeout=REQUEST_TIMEOUT)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "keys": 3, "model": "gemini-2.5-flash"}
     assert upstream_calls(sim) == []
+    generate(proxy, headers={"X-Request-ID": "after-health"}).raise_for_status()
+    wait_for(lambda: served_by(proxy, {"after-health"}))
+    assert not served_by(proxy, {"health-check"}), "a successful /health wrote a request line"
 
 
 @pytest.mark.parametrize(
