@@ -68,7 +68,7 @@ def relay(
         record.error = error.get("status", "UNKNOWN")
         element = {
             "error": {
-                "code": error.get("code", failure.status),
+                "code": failure.status,  # Gemini's own code when it is a valid error status
                 "status": error.get("status", "UNKNOWN"),
                 # Gemini quotes the key in some messages ("Consumer 'api_key:...' suspended").
                 "message": redact(str(error.get("message", "")), secrets),

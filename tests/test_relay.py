@@ -170,6 +170,13 @@ def test_an_error_event_with_an_odd_code_is_a_502_not_that_code(code: object) ->
     assert caught.value.status == 502
 
 
+def test_an_odd_error_code_after_a_chunk_is_reported_as_502_in_the_element() -> None:
+    """The element's code is a real error status even when Gemini's event carries 200."""
+    event = {"error": {"code": 200, "status": "UNAVAILABLE", "message": "x"}}
+    body = json.loads(b"".join(run(sse(text_event("a", 12), event))[0]))
+    assert body[-1]["error"]["code"] == 502
+
+
 def test_configured_keys_are_redacted_from_error_elements_whatever_their_shape() -> None:
     """A key that does not look like Google's is still blanked when it is one of ours."""
     event = {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "key my-odd-key"}}
