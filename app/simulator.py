@@ -4,10 +4,11 @@ Usage: python -m app.simulator --host 127.0.0.1 --port 8090 [--events 12] [--del
 
 It speaks ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` like the real API and
 serves loopback-only control endpoints under ``/_sim/``: ``PUT /_sim/behaviour`` scripts the
-answers (per key), ``GET|DELETE /_sim/requests`` is the log of received calls, ``GET
-/_sim/streams`` counts streams and ``GET /_sim/health`` says it is up. It is self-contained (no
-imports from the rest of ``app``) and runs on gevent's WSGI server without monkey-patching, so
-one process can hold thousands of concurrent streams.
+answers per key (pacing, cuts, stalls, Gemini's own error bodies and broken stream endings),
+``GET|DELETE /_sim/requests`` is the log of received calls, ``GET /_sim/streams`` counts streams
+and ``GET /_sim/health`` says it is up. It is self-contained (no imports from the rest of
+``app``) and runs on gevent's WSGI server without monkey-patching, so one process can hold
+thousands of concurrent streams.
 """
 
 import argparse
@@ -97,6 +98,43 @@ UNREGISTERED_CALLER_MESSAGE = (
     "Please use API Key or other form of API consumer identity to call this API."
 )
 
+# Named upstream failures (Behaviour.fault) and their HTTP status; fault_error builds the bodies.
+FAULTS: dict[str, int] = {
+    "quota": HTTPStatus.TOO_MANY_REQUESTS,
+    "daily_quota": HTTPStatus.TOO_MANY_REQUESTS,
+    "invalid_key": HTTPStatus.BAD_REQUEST,
+    "forbidden": HTTPStatus.FORBIDDEN,
+    "unavailable": HTTPStatus.SERVICE_UNAVAILABLE,
+    "internal": HTTPStatus.INTERNAL_SERVER_ERROR,
+}
+# The free-tier limit each quota fault reports: (quotaId, quotaValue), as Gemini words them.
+QUOTA_LIMITS: dict[str, tuple[str, str]] = {
+    "quota": ("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "10"),
+    "daily_quota": ("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "250"),
+}
+RPC_TYPE_PREFIX = "type.googleapis.com/google.rpc."
+GEMINI_SERVICE = "generativelanguage.googleapis.com"
+ERROR_DOMAIN = "googleapis.com"
+RATE_LIMITS_URL = "https://ai.google.dev/gemini-api/docs/rate-limits"
+QUOTA_HELP = "Learn more about Gemini API quotas"
+QUOTA_METRIC = f"{GEMINI_SERVICE}/generate_content_free_tier_requests"
+QUOTA_LOCATION = "global"
+QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. "
+    f"For more information on this error, head to: {RATE_LIMITS_URL}."
+)
+INVALID_KEY_MESSAGE = "API key not valid. Please pass a valid API key."
+INVALID_KEY_REASON = "API_KEY_INVALID"
+MESSAGE_LOCALE = "en-US"
+# Gemini really quotes the caller's key here, which is why a proxy must redact upstream messages.
+SUSPENDED_MESSAGE = "Permission denied: Consumer 'api_key:{key}' has been suspended."
+SUSPENDED_REASON = "CONSUMER_SUSPENDED"
+SUSPENDED_CONSUMER = "projects/123456789"
+# protobuf Durations (retryDelay) carry at most nanoseconds.
+DURATION_DIGITS = 9
+# Google pretty-prints its JSON errors, both as HTTP bodies and when it ends a stream with one.
+PRETTY_INDENT = 2
+
 Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 ControlHandler = Callable[[bytes], tuple[int, dict[str, Any]]]
@@ -120,8 +158,17 @@ class Behaviour:
     cut_after: int | None = None
     hang_before_headers: float = 0.0
     error_event_after: int | None = None
+    # With error_event_after: end with the error as bare indented JSON instead of a data: event.
+    error_bare: bool = False
     text: str | None = None
     stamp: bool = False
+    # A FAULTS name: answer with Gemini's own error for it instead of streaming.
+    fault: str | None = None
+    # The quota faults' RetryInfo.retryDelay in seconds; None leaves RetryInfo out, as Gemini may.
+    retry_delay: float | None = None
+    # After this many events (0: right after the headers), say nothing for stall_seconds.
+    stall_after: int | None = None
+    stall_seconds: float = 30.0
 
 
 BEHAVIOUR_FIELDS = {field.name: field.type for field in dataclasses.fields(Behaviour)}
@@ -152,18 +199,62 @@ class SimulatorConfig:
 
 @dataclasses.dataclass
 class StreamStats:
-    """Counts of SSE streams: being sent, ever started, ended by the client, cut on purpose."""
+    """Counts of SSE streams: being sent, started, ended by the client, cut, stalled, errored."""
 
     open: int = 0
     opened: int = 0
     closed_early: int = 0
     cut: int = 0
+    stalled: int = 0
+    errored: int = 0
 
 
 def gemini_error(code: int, message: str | None = None) -> dict[str, Any]:
     """Return a Gemini-shaped error body for an HTTP status."""
     status, default_message = ERROR_STATUSES.get(code, UNKNOWN_ERROR_STATUS)
     return {"error": {"code": int(code), "message": message or default_message, "status": status}}
+
+
+def fault_error(
+    name: str, *, key: str, model: str, retry_delay: float | None = None
+) -> dict[str, Any]:
+    """Return the body Gemini sends for a FAULTS name, quoting the key and model where it does."""
+    code = FAULTS[name]
+    details: list[dict[str, Any]]
+    if name in QUOTA_LIMITS:
+        message = QUOTA_MESSAGE
+        details = _quota_details(model, *QUOTA_LIMITS[name], retry_delay)
+    elif name == "invalid_key":
+        message = INVALID_KEY_MESSAGE
+        localized = {"locale": MESSAGE_LOCALE, "message": INVALID_KEY_MESSAGE}
+        details = [
+            _error_info(INVALID_KEY_REASON, {"service": GEMINI_SERVICE}),
+            {"@type": RPC_TYPE_PREFIX + "LocalizedMessage", **localized},
+        ]
+    elif name == "forbidden":
+        message = SUSPENDED_MESSAGE.format(key=key)
+        metadata = {"consumer": SUSPENDED_CONSUMER, "service": GEMINI_SERVICE}
+        details = [_error_info(SUSPENDED_REASON, metadata)]
+    else:
+        return gemini_error(code)
+    error = gemini_error(code, message)
+    error["error"]["details"] = details
+    return error
+
+
+def format_duration(seconds: float) -> str:
+    """Write seconds as Gemini writes a protobuf Duration: "34s", "0.5s", "34.4s"."""
+    return f"{seconds:.{DURATION_DIGITS}f}".rstrip("0").rstrip(".") + "s"
+
+
+def stream_error(behaviour: Behaviour) -> dict[str, Any] | None:
+    """Return the error that ends a stream after error_event_after events, or None."""
+    if behaviour.error_event_after is None or behaviour.block_reason is not None:
+        return None
+    if behaviour.error_body is None:
+        return gemini_error(HTTPStatus.SERVICE_UNAVAILABLE)
+    # A copy: stamping the event must not write into the configured body.
+    return dict(behaviour.error_body)
 
 
 def count_prompt_tokens(body: Any) -> int:
@@ -187,45 +278,22 @@ def sse_events(
 ) -> Iterator[dict[str, Any]]:
     """Yield the events of one streamed answer, without pacing, cuts or timestamps."""
     behaviour = behaviour or Behaviour()
-    envelope = {"modelVersion": model, "responseId": response_id}
-    if behaviour.block_reason is not None:
-        usage = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens}
-        feedback = {"blockReason": behaviour.block_reason}
-        yield {"promptFeedback": feedback, "usageMetadata": usage, **envelope}
-        return
-    thoughts = _word_pieces(THOUGHT_WORDS, behaviour.thought_events, behaviour.words_per_event)
-    steps = [(True, text) for text in thoughts] + [(False, text) for text in _answer(behaviour)]
-    sent = steps if behaviour.error_event_after is None else steps[: behaviour.error_event_after]
-    thought_tokens = answer_tokens = 0
-    for index, (is_thought, text) in enumerate(sent):
-        is_last = index == len(steps) - 1
-        if is_thought:
-            thought_tokens += len(text.split())
-            parts = [{"text": text, "thought": True}]
-        else:
-            answer_tokens += len(text.split())
-            parts = [{"text": text}]
-        if is_last and behaviour.parts_extra:
-            parts += behaviour.parts_extra
-        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
-        if is_last and behaviour.finish_reason is not None:
-            candidate["finishReason"] = behaviour.finish_reason
-        candidate["index"] = 0
-        usage = {
-            "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": answer_tokens,
-            "totalTokenCount": prompt_tokens + answer_tokens + thought_tokens,
-        }
-        if behaviour.thought_events:
-            usage["thoughtsTokenCount"] = thought_tokens
-        yield {"candidates": [candidate], "usageMetadata": usage, **envelope}
-    if behaviour.error_event_after is not None:
-        yield gemini_error(HTTPStatus.SERVICE_UNAVAILABLE)
+    yield from _answer_events(
+        behaviour, model=model, prompt_tokens=prompt_tokens, response_id=response_id
+    )
+    error = stream_error(behaviour)
+    if error is not None:
+        yield error
 
 
 def frame_event(event: dict[str, Any]) -> bytes:
     """Encode one event as Gemini does: compact UTF-8 JSON after `data: `, then CRLF CRLF."""
     return EVENT_PREFIX + _dumps(event) + EVENT_END
+
+
+def frame_bare_error(error: dict[str, Any]) -> bytes:
+    """Encode an error as Gemini sometimes ends a broken stream: indented JSON, not an event."""
+    return _pretty(error)
 
 
 def parse_config(payload: Any, base: Behaviour) -> SimulatorConfig:
@@ -240,9 +308,11 @@ def parse_config(payload: Any, base: Behaviour) -> SimulatorConfig:
     if not isinstance(keys, dict):
         raise ConfigError("keys must be an object of API key to behaviour fields")
     return SimulatorConfig(
-        default=default,
+        default=checked_behaviour(default, "default"),
         keys={
-            key: dataclasses.replace(default, **checked_fields(fields, f"keys.{key}"))
+            key: checked_behaviour(
+                dataclasses.replace(default, **checked_fields(fields, f"keys.{key}")), f"keys.{key}"
+            )
             for key, fields in keys.items()
         },
     )
@@ -263,7 +333,19 @@ def checked_fields(fields: Any, where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}.{name} must not be negative")
         if name == "status" and value is not None and not MIN_STATUS <= value <= MAX_STATUS:
             raise ConfigError(f"{where}.status must be between {MIN_STATUS} and {MAX_STATUS}")
+        if name == "fault" and value is not None and value not in FAULTS:
+            raise ConfigError(
+                f"{where}.fault must be one of {', '.join(FAULTS)}, not {json.dumps(value)}"
+            )
     return fields
+
+
+def checked_behaviour(behaviour: Behaviour, where: str) -> Behaviour:
+    """Return a resolved behaviour whose fields do not contradict each other; raise ConfigError."""
+    if behaviour.fault is not None and behaviour.status is not None:
+        # Each picks the HTTP status; refusing beats silently preferring one of them.
+        raise ConfigError(f"{where} sets both fault and status; set one of them to null")
+    return behaviour
 
 
 class SimulatorApp:
@@ -333,15 +415,20 @@ class SimulatorApp:
             # The proxy must always ask for SSE; the JSON-array format would hide that bug.
             error = gemini_error(HTTPStatus.BAD_REQUEST, "The simulator only streams with alt=sse.")
             return _json_response(start_response, HTTPStatus.BAD_REQUEST, error)
-        if behaviour.status is not None and behaviour.status != HTTPStatus.OK:
-            headers = (
-                []
-                if behaviour.retry_after is None
-                else [("Retry-After", str(behaviour.retry_after))]
+        headers = (
+            [] if behaviour.retry_after is None else [("Retry-After", str(behaviour.retry_after))]
+        )
+        if behaviour.fault is not None:
+            error = fault_error(
+                behaviour.fault, key=key, model=model, retry_delay=behaviour.retry_delay
             )
+            return _json_response(
+                start_response, FAULTS[behaviour.fault], error, headers, pretty=True
+            )
+        if behaviour.status is not None and behaviour.status != HTTPStatus.OK:
             error = behaviour.error_body or gemini_error(behaviour.status)
             return _json_response(start_response, behaviour.status, error, headers)
-        events = sse_events(
+        events = _answer_events(
             behaviour,
             model=model,
             prompt_tokens=count_prompt_tokens(body),
@@ -351,7 +438,7 @@ class SimulatorApp:
         # pywsgi holds headers back until the first body bytes; send them now, as Gemini does,
         # so that first_delay measures time to first event rather than time to headers.
         write(b"")
-        return _EventStream(events, behaviour, self.stats)
+        return _EventStream(events, stream_error(behaviour), behaviour, self.stats)
 
     def _control(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
@@ -379,15 +466,22 @@ class SimulatorApp:
 
 
 class _EventStream:
-    """The body of a 200 answer: paces events, cuts on request and records how it ended."""
+    """The body of a 200 answer: paces, stalls and cuts events, and records how it ended."""
 
     def __init__(
-        self, events: Iterator[dict[str, Any]], behaviour: Behaviour, stats: StreamStats
+        self,
+        events: Iterator[dict[str, Any]],
+        error: dict[str, Any] | None,
+        behaviour: Behaviour,
+        stats: StreamStats,
     ) -> None:
         self._events = events
+        # Sent after the events; held apart because error_bare frames it differently.
+        self._error = error
         self._behaviour = behaviour
         self._stats = stats
         self._sent = 0
+        self._stalled = False
         self._ended = False
         self._closed = False
         stats.open += 1
@@ -397,9 +491,17 @@ class _EventStream:
         return self
 
     def __next__(self) -> bytes:
+        if self._sent == self._behaviour.stall_after and not self._stalled:
+            self._stalled = True
+            self._stats.stalled += 1
+            # The socket stays open and silent; gevent.sleep lets every other stream go on.
+            gevent.sleep(self._behaviour.stall_seconds)
         cut_after = self._behaviour.cut_after
         cutting = cut_after is not None and self._sent >= cut_after
         event = None if cutting else next(self._events, None)
+        is_error = event is None and not cutting and self._error is not None
+        if is_error:
+            event, self._error = self._error, None
         if event is None and cut_after is None:
             self._ended = True
             raise StopIteration
@@ -414,7 +516,10 @@ class _EventStream:
         if self._behaviour.stamp:
             event["simSentAt"] = time.time()
         self._sent += 1
-        return frame_event(event)
+        if not is_error:
+            return frame_event(event)
+        self._stats.errored += 1
+        return frame_bare_error(event) if self._behaviour.error_bare else frame_event(event)
 
     def close(self) -> None:
         """Called by the server when the stream is over; unfinished means the client left."""
@@ -506,6 +611,74 @@ def _word_pieces(words: tuple[str, ...], count: int, per_piece: int) -> list[str
     return [piece if index == 0 else " " + piece for index, piece in enumerate(pieces)]
 
 
+def _answer_events(
+    behaviour: Behaviour, *, model: str, prompt_tokens: int, response_id: str
+) -> Iterator[dict[str, Any]]:
+    envelope = {"modelVersion": model, "responseId": response_id}
+    if behaviour.block_reason is not None:
+        usage = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens}
+        feedback = {"blockReason": behaviour.block_reason}
+        yield {"promptFeedback": feedback, "usageMetadata": usage, **envelope}
+        return
+    thoughts = _word_pieces(THOUGHT_WORDS, behaviour.thought_events, behaviour.words_per_event)
+    steps = [(True, text) for text in thoughts] + [(False, text) for text in _answer(behaviour)]
+    sent = steps if behaviour.error_event_after is None else steps[: behaviour.error_event_after]
+    thought_tokens = answer_tokens = 0
+    for index, (is_thought, text) in enumerate(sent):
+        is_last = index == len(steps) - 1
+        if is_thought:
+            thought_tokens += len(text.split())
+            parts = [{"text": text, "thought": True}]
+        else:
+            answer_tokens += len(text.split())
+            parts = [{"text": text}]
+        if is_last and behaviour.parts_extra:
+            parts += behaviour.parts_extra
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+        if is_last and behaviour.finish_reason is not None:
+            candidate["finishReason"] = behaviour.finish_reason
+        candidate["index"] = 0
+        usage = {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": answer_tokens,
+            "totalTokenCount": prompt_tokens + answer_tokens + thought_tokens,
+        }
+        if behaviour.thought_events:
+            usage["thoughtsTokenCount"] = thought_tokens
+        yield {"candidates": [candidate], "usageMetadata": usage, **envelope}
+
+
+def _quota_details(
+    model: str, quota_id: str, quota_value: str, retry_delay: float | None
+) -> list[dict[str, Any]]:
+    violation = {
+        "quotaMetric": QUOTA_METRIC,
+        "quotaId": quota_id,
+        "quotaDimensions": {"location": QUOTA_LOCATION, "model": model},
+        "quotaValue": quota_value,
+    }
+    details: list[dict[str, Any]] = [
+        {"@type": RPC_TYPE_PREFIX + "QuotaFailure", "violations": [violation]},
+        {
+            "@type": RPC_TYPE_PREFIX + "Help",
+            "links": [{"description": QUOTA_HELP, "url": RATE_LIMITS_URL}],
+        },
+    ]
+    if retry_delay is not None:
+        retry = {"@type": RPC_TYPE_PREFIX + "RetryInfo", "retryDelay": format_duration(retry_delay)}
+        details.append(retry)
+    return details
+
+
+def _error_info(reason: str, metadata: dict[str, str]) -> dict[str, Any]:
+    return {
+        "@type": RPC_TYPE_PREFIX + "ErrorInfo",
+        "reason": reason,
+        "domain": ERROR_DOMAIN,
+        "metadata": metadata,
+    }
+
+
 def _answer(behaviour: Behaviour) -> list[str]:
     if behaviour.text is None:
         return _word_pieces(ANSWER_WORDS, behaviour.events, behaviour.words_per_event)
@@ -549,6 +722,10 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=JSON_SEPARATORS, ensure_ascii=False).encode()
 
 
+def _pretty(value: Any) -> bytes:
+    return json.dumps(value, indent=PRETTY_INDENT, ensure_ascii=False).encode() + b"\n"
+
+
 def _loads(raw: bytes) -> Any:
     try:
         return json.loads(raw)
@@ -576,8 +753,10 @@ def _json_response(
     status: int,
     payload: dict[str, Any],
     extra_headers: Iterable[tuple[str, str]] = (),
+    *,
+    pretty: bool = False,
 ) -> list[bytes]:
-    data = _dumps(payload)
+    data = _pretty(payload) if pretty else _dumps(payload)
     headers = [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(len(data)))]
     start_response(_status_line(status), [*headers, *extra_headers])
     return [data]

@@ -1,5 +1,6 @@
 """Tests for the Gemini simulator: the pure event builder, then the real process over sockets."""
 
+import itertools
 import json
 import signal
 import socket
@@ -8,14 +9,21 @@ from typing import Any
 
 import pytest
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from app.simulator import (
     ANSWER_WORDS,
     DEFAULT_EVENTS,
     DEFAULT_WORDS_PER_EVENT,
+    FAULTS,
     Behaviour,
+    ConfigError,
     count_prompt_tokens,
+    fault_error,
+    format_duration,
+    frame_bare_error,
     frame_event,
+    parse_config,
     sse_events,
 )
 from tests.servers import (
@@ -30,6 +38,21 @@ from tests.servers import (
 STREAM_PATH = "/v1beta/models/gemini-test:streamGenerateContent"
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "say something nice"}]}]}
 PROXY_CHUNK_TOKENS = 50
+RPC = "type.googleapis.com/google.rpc."
+UNAVAILABLE_BODY = {
+    "error": {
+        "code": 503,
+        "message": "The model is overloaded. Please try again later.",
+        "status": "UNAVAILABLE",
+    }
+}
+CUSTOM_ERROR = {
+    "error": {"code": 429, "message": "slow down, café 🚀", "status": "RESOURCE_EXHAUSTED"}
+}
+# error_body for a mid-stream error, and the error the stream then ends with.
+STREAM_ERRORS = [(None, UNAVAILABLE_BODY), (CUSTOM_ERROR, CUSTOM_ERROR)]
+# Long enough to tell apart from a no-delay stream, short enough to keep the suite quick.
+STALL_SECONDS = 0.5
 
 
 def answer_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -40,6 +63,17 @@ def answer_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def texts(events: list[dict[str, Any]]) -> list[str]:
     """Return the text of each event's first part."""
     return [event["candidates"][0]["content"]["parts"][0]["text"] for event in events]
+
+
+def detail(error: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Return the one detail of a google.rpc type (e.g. "QuotaFailure") in a Gemini error."""
+    (found,) = [each for each in error["error"]["details"] if each["@type"] == RPC + kind]
+    return found
+
+
+def streams_since(base_url: str, before: dict[str, int]) -> dict[str, int]:
+    """The growth of each /_sim/streams counter since `before` (they count for the whole run)."""
+    return {name: count - before[name] for name, count in control(base_url, "streams").items()}
 
 
 def parse_sse(raw: bytes) -> list[dict[str, Any]]:
@@ -59,8 +93,7 @@ def generate(base_url: str, key: str | None = "test-key", **kwargs: Any) -> requ
         params={"alt": "sse"},
         headers=headers,
         stream=True,
-        timeout=REQUEST_TIMEOUT,
-        **kwargs,
+        **{"timeout": REQUEST_TIMEOUT, **kwargs},
     )
 
 
@@ -147,13 +180,169 @@ def test_error_event_replaces_the_rest_of_the_stream(after: int, answers: int) -
     """After N events (or all of them) comes one UNAVAILABLE error event, then nothing."""
     events = list(sse_events(Behaviour(events=3, error_event_after=after)))
     assert len(answer_events(events)) == answers
-    assert events[-1] == {
+    assert events[-1] == UNAVAILABLE_BODY
+
+
+def test_error_event_is_the_configured_error_body_when_there_is_one() -> None:
+    """error_body replaces the default 503 as the error that ends the stream."""
+    events = list(sse_events(Behaviour(events=3, error_event_after=1, error_body=CUSTOM_ERROR)))
+    assert len(answer_events(events)) == 1
+    assert events[1:] == [CUSTOM_ERROR]
+
+
+def test_bare_error_is_indented_json_and_a_newline_not_an_event() -> None:
+    """A bare error is Google's pretty-printed JSON, unframed, ending with one newline."""
+    frame = frame_bare_error(CUSTOM_ERROR)
+    assert frame == json.dumps(CUSTOM_ERROR, indent=2, ensure_ascii=False).encode() + b"\n"
+    assert frame.startswith(b'{\n  "error": {\n    "code": 429,')
+    assert b"data:" not in frame
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "status", "types"),
+    [
+        ("quota", 429, "RESOURCE_EXHAUSTED", ["QuotaFailure", "Help", "RetryInfo"]),
+        ("daily_quota", 429, "RESOURCE_EXHAUSTED", ["QuotaFailure", "Help", "RetryInfo"]),
+        ("invalid_key", 400, "INVALID_ARGUMENT", ["ErrorInfo", "LocalizedMessage"]),
+        ("forbidden", 403, "PERMISSION_DENIED", ["ErrorInfo"]),
+        ("unavailable", 503, "UNAVAILABLE", []),
+        ("internal", 500, "INTERNAL", []),
+    ],
+)
+def test_each_fault_has_gemini_status_and_detail_types(
+    fault: str, code: int, status: str, types: list[str]
+) -> None:
+    """Every named fault has Gemini's HTTP code, gRPC status and google.rpc detail types."""
+    error = fault_error(fault, key="AIza-test", model="gemini-test", retry_delay=1)
+    assert FAULTS[fault] == code
+    assert error["error"]["code"] == code
+    assert error["error"]["status"] == status
+    assert [each["@type"] for each in error["error"].get("details", [])] == [
+        RPC + kind for kind in types
+    ]
+
+
+def test_the_fault_table_is_the_one_tested() -> None:
+    """A new fault name must come with a row in the tests above."""
+    assert set(FAULTS) == {
+        "quota",
+        "daily_quota",
+        "invalid_key",
+        "forbidden",
+        "unavailable",
+        "internal",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fault", "quota_id", "quota_value"),
+    [
+        ("quota", "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "10"),
+        ("daily_quota", "GenerateRequestsPerDayPerProjectPerModel-FreeTier", "250"),
+    ],
+)
+def test_quota_faults_name_the_free_tier_limit_and_the_model(
+    fault: str, quota_id: str, quota_value: str
+) -> None:
+    """The QuotaFailure names Gemini's request metric, the limit and the model of the call."""
+    error = fault_error(fault, key="k", model="gemini-2.5-flash", retry_delay=34)
+    assert error["error"]["message"].startswith(
+        "You exceeded your current quota, please check your plan and billing details."
+    )
+    assert detail(error, "QuotaFailure")["violations"] == [
+        {
+            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+            "quotaId": quota_id,
+            "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+            "quotaValue": quota_value,
+        }
+    ]
+    assert detail(error, "Help")["links"][0]["url"].startswith("https://ai.google.dev/")
+    assert detail(error, "RetryInfo") == {"@type": RPC + "RetryInfo", "retryDelay": "34s"}
+
+
+@pytest.mark.parametrize("fault", ["quota", "daily_quota"])
+def test_quota_faults_leave_out_retry_info_without_a_retry_delay(fault: str) -> None:
+    """Gemini does not always say when to retry; retry_delay None means no RetryInfo."""
+    error = fault_error(fault, key="k", model="m")
+    assert [each["@type"] for each in error["error"]["details"]] == [
+        RPC + "QuotaFailure",
+        RPC + "Help",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "written"),
+    [(34, "34s"), (0.5, "0.5s"), (34.4, "34.4s"), (0, "0s"), (10, "10s"), (1.25, "1.25s")],
+)
+def test_retry_delay_is_written_like_a_protobuf_duration(seconds: float, written: str) -> None:
+    """retryDelay is compact: whole seconds bare, fractions without trailing zeros."""
+    assert format_duration(seconds) == written
+
+
+def test_invalid_key_fault_is_exactly_gemini_body() -> None:
+    """API_KEY_INVALID comes with its ErrorInfo and LocalizedMessage, as Gemini sends them."""
+    message = "API key not valid. Please pass a valid API key."
+    assert fault_error("invalid_key", key="k", model="m") == {
         "error": {
-            "code": 503,
-            "message": "The model is overloaded. Please try again later.",
-            "status": "UNAVAILABLE",
+            "code": 400,
+            "message": message,
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {
+                    "@type": RPC + "ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                },
+                {"@type": RPC + "LocalizedMessage", "locale": "en-US", "message": message},
+            ],
         }
     }
+
+
+def test_forbidden_fault_quotes_the_key_used() -> None:
+    """Like Gemini, the suspension message names the caller's key; a proxy has to redact it."""
+    error = fault_error("forbidden", key="AIza-the-key", model="m")
+    assert error["error"]["message"] == (
+        "Permission denied: Consumer 'api_key:AIza-the-key' has been suspended."
+    )
+    assert detail(error, "ErrorInfo") == {
+        "@type": RPC + "ErrorInfo",
+        "reason": "CONSUMER_SUSPENDED",
+        "domain": "googleapis.com",
+        "metadata": {
+            "consumer": "projects/123456789",
+            "service": "generativelanguage.googleapis.com",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"default": {"fault": "boom"}}, "default.fault must be one of quota, daily_quota"),
+        ({"keys": {"k": {"fault": "QUOTA"}}}, "keys.k.fault"),
+        ({"default": {"fault": "quota", "status": 429}}, "default sets both fault and status"),
+        ({"default": {"status": 500}, "keys": {"k": {"fault": "quota"}}}, "keys.k sets both"),
+        ({"default": {"stall_seconds": -1}}, "default.stall_seconds must not be negative"),
+        ({"default": {"retry_delay": "34s"}}, "default.retry_delay"),
+        ({"default": {"error_bare": 1}}, "default.error_bare"),
+    ],
+)
+def test_config_rejects_bad_faults_and_contradictions(config: dict[str, Any], named: str) -> None:
+    """Unknown fault names (listing the valid ones) and fault with status are refused."""
+    with pytest.raises(ConfigError, match=named):
+        parse_config(config, Behaviour())
+
+
+def test_a_key_may_trade_the_default_fault_for_a_status() -> None:
+    """The check is on the resolved behaviour: a key can null the default fault and set status."""
+    config = parse_config(
+        {"default": {"fault": "quota"}, "keys": {"k": {"fault": None, "status": 500}}}, Behaviour()
+    )
+    assert (config.default.fault, config.default.status) == ("quota", None)
+    assert (config.keys["k"].fault, config.keys["k"].status) == (None, 500)
 
 
 def test_parts_extra_are_added_to_the_last_event_only() -> None:
@@ -362,3 +551,140 @@ def test_stop_signal_ends_the_process_cleanly_even_with_a_hanging_request(signum
         process.send_signal(signum)
         assert process.wait(SHUTDOWN_TIMEOUT) == 0
     assert json.loads(process.stdout.read().splitlines()[-1]) == {"event": "simulator_stopped"}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_is_answered_as_json_before_any_event(sim: str, fault: str) -> None:
+    """A fault is Gemini's HTTP error: its status, a pretty JSON body, for that key only."""
+    configure(sim, {"keys": {"faulty-key": {"fault": fault, "retry_delay": 0.5}}})
+    before = control(sim, "streams")
+    with generate(sim, key="faulty-key") as response:
+        raw = response.raw.read()
+    expected = fault_error(fault, key="faulty-key", model="gemini-test", retry_delay=0.5)
+    assert response.status_code == FAULTS[fault]
+    assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert json.loads(raw) == expected
+    assert raw.startswith(b'{\n  "error": {\n')
+    assert streams_since(sim, before)["opened"] == 0
+    with generate(sim, key="other-key") as other:
+        assert len(parse_sse(other.raw.read())) == 3
+
+
+@pytest.mark.integration
+def test_quota_fault_quotes_the_model_and_retry_delay_and_sends_retry_after(sim: str) -> None:
+    """The model comes from the path, retryDelay from retry_delay, Retry-After from retry_after."""
+    configure(sim, {"default": {"fault": "quota", "retry_delay": 34.4, "retry_after": 35}})
+    with generate(sim) as response:
+        error = response.json()
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "35"
+    violation = detail(error, "QuotaFailure")["violations"][0]
+    assert violation["quotaDimensions"]["model"] == "gemini-test"
+    assert detail(error, "RetryInfo")["retryDelay"] == "34.4s"
+
+
+@pytest.mark.integration
+def test_forbidden_fault_quotes_the_key_of_the_request(sim: str) -> None:
+    """The suspended-consumer message carries the very key the request used."""
+    configure(sim, {"default": {"fault": "forbidden"}})
+    with generate(sim, key="AIza-secret-key") as response:
+        message = response.json()["error"]["message"]
+    assert response.status_code == 403
+    assert "'api_key:AIza-secret-key'" in message
+
+
+@pytest.mark.integration
+def test_status_with_error_body_is_still_a_pre_stream_http_error(sim: str) -> None:
+    """error_body with status answers before any event, even with error_event_after set."""
+    configure(sim, {"default": {"status": 429, "error_body": CUSTOM_ERROR, "error_event_after": 1}})
+    with generate(sim) as response:
+        assert response.status_code == 429
+        assert response.json() == CUSTOM_ERROR
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stall_after", [0, 1, 2, 3])
+def test_stall_keeps_the_connection_silent_then_goes_on(sim: str, stall_after: int) -> None:
+    """After stall_after events nothing comes for stall_seconds; then the rest arrives whole."""
+    stall = {"stall_after": stall_after, "stall_seconds": STALL_SECONDS, "stamp": True}
+    configure(sim, {"default": stall})
+    before = control(sim, "streams")
+    started = time.time()
+    with generate(sim) as response:
+        events = parse_sse(response.raw.read())
+    finished = time.time()
+    assert response.status_code == 200
+    assert len(answer_events(events)) == 3
+    assert events[-1]["candidates"][0]["finishReason"] == "STOP"
+    # The request, each event as sent, the end: the stall is the gap after stall_after events.
+    moments = [started, *(event["simSentAt"] for event in events), finished]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
+    assert gaps[stall_after] >= STALL_SECONDS
+    assert streams_since(sim, before)["stalled"] == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stall_after", [0, 1])
+def test_a_read_timeout_shorter_than_the_stall_fires(sim: str, stall_after: int) -> None:
+    """The headers and stall_after events arrive; then a client's short read timeout expires."""
+    configure(sim, {"default": {"stall_after": stall_after, "stall_seconds": 3 * STALL_SECONDS}})
+    received = []
+    with (
+        generate(sim, timeout=(REQUEST_TIMEOUT, STALL_SECONDS)) as response,
+        pytest.raises(requests.exceptions.ConnectionError) as raised,
+    ):
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "text/event-stream"
+        received.extend(response.iter_content(chunk_size=None))
+    assert isinstance(raised.value.args[0], ReadTimeoutError)
+    assert len(parse_sse(b"".join(received))) == stall_after
+
+
+@pytest.mark.integration
+def test_a_stalled_stream_does_not_hold_up_other_streams(sim: str) -> None:
+    """While one key's stream stalls, another key's stream is served from start to end."""
+    configure(sim, {"keys": {"stalled-key": {"stall_after": 0, "stall_seconds": 2.0}}})
+    before = control(sim, "streams")
+    with generate(sim, key="stalled-key") as stalled:
+        assert stalled.status_code == 200
+        with generate(sim, key="other-key") as other:
+            assert len(parse_sse(other.raw.read())) == 3
+        # Had the stall blocked the server, the stalled stream would have ended first.
+        wait_for(lambda: streams_since(sim, before)["opened"] == 2)
+        grown = streams_since(sim, before)
+        assert (grown["open"], grown["stalled"]) == (1, 1)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("error_body", "error"), STREAM_ERRORS)
+def test_error_event_after_sends_the_error_body_as_an_event(
+    sim: str, error_body: dict[str, Any] | None, error: dict[str, Any]
+) -> None:
+    """The mid-stream error event is error_body when set, else Gemini's 503."""
+    configure(sim, {"default": {"error_event_after": 2, "error_body": error_body}})
+    before = control(sim, "streams")
+    with generate(sim) as response:
+        events = parse_sse(response.raw.read())
+    assert len(answer_events(events)) == 2
+    assert events[-1] == error
+    assert streams_since(sim, before)["errored"] == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("error_body", "error"), STREAM_ERRORS)
+def test_bare_error_ends_the_body_after_the_events(
+    sim: str, error_body: dict[str, Any] | None, error: dict[str, Any]
+) -> None:
+    """error_bare: the events, then the error as indented JSON and a newline, then a clean end."""
+    configure(
+        sim, {"default": {"error_event_after": 2, "error_bare": True, "error_body": error_body}}
+    )
+    before = control(sim, "streams")
+    with generate(sim) as response:
+        raw = response.raw.read()
+    events, bare = raw[: raw.rindex(b"\r\n\r\n") + 4], raw[raw.rindex(b"\r\n\r\n") + 4 :]
+    assert response.status_code == 200
+    assert len(answer_events(parse_sse(events))) == 2
+    assert bare == json.dumps(error, indent=2, ensure_ascii=False).encode() + b"\n"
+    assert streams_since(sim, before)["errored"] == 1
