@@ -1,0 +1,155 @@
+"""What a failed Gemini call says about its key: cool it down, disable it, or blame the request.
+
+Usage::
+
+    verdict = classify(429, gemini_error_body, retry_after_header="30")
+    verdict.kind      # "quota"
+    verdict.cooldown  # 30.0 seconds (RetryInfo first, then Retry-After, then 60 s)
+
+Pure logic from Gemini's status and error body (`error.status`, `ErrorInfo.reason`,
+`QuotaFailure.violations[].quotaId`, `RetryInfo.retryDelay`); no Flask, no sockets.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+Kind = Literal["quota", "daily_quota", "invalid_key", "forbidden", "upstream_error", "client_error"]
+KINDS: tuple[Kind, ...] = (
+    "quota",
+    "daily_quota",
+    "invalid_key",
+    "forbidden",
+    "upstream_error",
+    "client_error",
+)
+# The kinds that take a key out of rotation for KEY_DISABLE_SECONDS rather than a timed cooldown.
+DISABLING: frozenset[Kind] = frozenset({"invalid_key", "forbidden"})
+
+ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+INVALID_KEY_REASON = "API_KEY_INVALID"
+PER_DAY = "PerDay"
+
+# A 429 without RetryInfo or Retry-After: Gemini's per-minute windows reset within a minute.
+DEFAULT_QUOTA_COOLDOWN = 60.0
+# Gemini's own failures (5xx, cuts, timeouts) are not the key's fault: a brief pause only, so a
+# flapping backend is not hammered, without losing the key for long.
+UPSTREAM_ERROR_COOLDOWN = 2.0
+# Bounds on a hint from Gemini: a zero or garbled hint must not spin, nor a huge one lose the key.
+MIN_COOLDOWN = 1.0
+MAX_COOLDOWN = 24 * 3600.0
+# Gemini resets daily quotas at midnight Pacific time.
+PACIFIC = ZoneInfo("America/Los_Angeles")
+DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do about the key after one failed attempt."""
+
+    kind: Kind
+    # Seconds to keep the key out of rotation; None means the pool's KEY_DISABLE_SECONDS.
+    cooldown: float | None = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown verdict kind {self.kind!r}; expected one of {KINDS}")
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another key may succeed where this one failed."""
+        return self.kind != "client_error"
+
+
+# Cuts, timeouts, malformed or incomplete streams: Gemini's side, worth another key.
+UPSTREAM_FAULT = Verdict("upstream_error", UPSTREAM_ERROR_COOLDOWN)
+
+
+def classify(
+    status: int,
+    body: dict[str, Any],
+    retry_after: str | None = None,
+    now: datetime | None = None,
+) -> Verdict:
+    """Classify Gemini's error answer (HTTP status and `{"error": ...}` body) for key health."""
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    if status == 429 or error.get("status") == "RESOURCE_EXHAUSTED":
+        if any(PER_DAY in quota_id for quota_id in _quota_ids(details)):
+            return Verdict("daily_quota", _until_pacific_midnight(now or datetime.now(UTC)))
+        hint = _retry_delay(details)
+        if hint is None:
+            hint = _retry_after_seconds(retry_after, now or datetime.now(UTC))
+        return Verdict("quota", DEFAULT_QUOTA_COOLDOWN if hint is None else _bounded(hint))
+    if INVALID_KEY_REASON in _reasons(details) or status == 401:
+        return Verdict("invalid_key", None)
+    if status == 403:
+        return Verdict("forbidden", None)
+    if status >= 500:
+        return UPSTREAM_FAULT
+    return Verdict("client_error")
+
+
+def _reasons(details: list[dict[str, Any]]) -> set[str]:
+    return {
+        detail["reason"]
+        for detail in details
+        if detail.get("@type") == ERROR_INFO and isinstance(detail.get("reason"), str)
+    }
+
+
+def _quota_ids(details: list[dict[str, Any]]) -> list[str]:
+    return [
+        violation["quotaId"]
+        for detail in details
+        if detail.get("@type") == QUOTA_FAILURE and isinstance(detail.get("violations"), list)
+        for violation in detail["violations"]
+        if isinstance(violation, dict) and isinstance(violation.get("quotaId"), str)
+    ]
+
+
+def _retry_delay(details: list[dict[str, Any]]) -> float | None:
+    for detail in details:
+        delay = detail.get("retryDelay")
+        if detail.get("@type") == RETRY_INFO and isinstance(delay, str):
+            match = DURATION.fullmatch(delay.strip())
+            if match:
+                return float(match[1])
+    return None
+
+
+def _retry_after_seconds(header: str | None, now: datetime) -> float | None:
+    """Retry-After as delta-seconds or an HTTP date (RFC 9110)."""
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return (when - now).total_seconds()
+
+
+def _bounded(seconds: float) -> float:
+    if not math.isfinite(seconds):
+        return MAX_COOLDOWN
+    return min(max(seconds, MIN_COOLDOWN), MAX_COOLDOWN)
+
+
+def _until_pacific_midnight(now: datetime) -> float:
+    local = now.astimezone(PACIFIC)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), PACIFIC)
+    # Compare in UTC: subtracting two aware datetimes in one zone ignores a DST change between.
+    return _bounded((midnight.astimezone(UTC) - now.astimezone(UTC)).total_seconds())
