@@ -1,4 +1,4 @@
-"""Key rotation: ids, round robin, pid seeding and evenness across workers."""
+"""The key pool: ids, round robin, pid seeding, and keys leaving and rejoining the rotation."""
 
 from __future__ import annotations
 
@@ -7,22 +7,56 @@ from collections import Counter
 
 import pytest
 
-from app.keys import KeyRing
+from app.classify import UPSTREAM_FAULT, Verdict
+from app.keys import KeyPool
 
 SECRETS = ["secret-a", "secret-b", "secret-c"]
+QUOTA_30S = Verdict("quota", 30.0)
+INVALID = Verdict("invalid_key", None)
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def pool_of(clock: Clock, secrets: list[str] = SECRETS, seed: int = 0) -> KeyPool:
+    return KeyPool(secrets, disable_seconds=3600, seed=seed, clock=clock)
 
 
 def test_keys_are_named_k1_k2_in_order() -> None:
     """Ids follow the list order and the secret never shows in repr."""
-    ring = KeyRing(SECRETS, seed=0)
-    assert [key.id for key in ring.keys] == ["k1", "k2", "k3"]
-    assert "secret" not in repr(ring.keys[0])
+    pool = KeyPool(SECRETS, seed=0)
+    assert [key.id for key in pool.keys] == ["k1", "k2", "k3"]
+    assert "secret" not in repr(pool.keys[0])
+
+
+@pytest.mark.parametrize(
+    ("secrets", "disable_seconds"),
+    [([], 3600), (SECRETS, 0), (SECRETS, -1), (SECRETS, float("nan"))],
+)
+def test_bad_arguments_are_rejected_at_construction(
+    secrets: list[str], disable_seconds: float
+) -> None:
+    """No keys, or a disable time that is not positive, fails at once."""
+    with pytest.raises(ValueError):
+        KeyPool(secrets, disable_seconds=disable_seconds)
 
 
 def test_rotation_is_round_robin_from_the_seed() -> None:
     """Seed 1 starts at k2 and wraps around."""
-    ring = KeyRing(SECRETS, seed=1)
-    assert [ring.next().id for _ in range(5)] == ["k2", "k3", "k1", "k2", "k3"]
+    pool = KeyPool(SECRETS, seed=1)
+    assert [pool.acquire().id for _ in range(5)] == ["k2", "k3", "k1", "k2", "k3"]
 
 
 @pytest.mark.parametrize(("pid", "first"), [(300, "k1"), (301, "k2"), (302, "k3")])
@@ -31,18 +65,102 @@ def test_default_seed_is_the_process_id(
 ) -> None:
     """Without a seed the starting key is pid modulo the key count."""
     monkeypatch.setattr(os, "getpid", lambda: pid)
-    assert KeyRing(SECRETS).next().id == first
+    assert KeyPool(SECRETS).acquire().id == first
 
 
 def test_workers_with_consecutive_pids_start_on_different_keys() -> None:
     """Forked workers (pids n, n+1, ...) each start elsewhere, so the first requests spread."""
-    firsts = [KeyRing(SECRETS, seed=pid).next().id for pid in range(4000, 4003)]
+    firsts = [KeyPool(SECRETS, seed=pid).acquire().id for pid in range(4000, 4003)]
     assert sorted(firsts) == ["k1", "k2", "k3"]
 
 
 def test_use_is_even_within_one_across_many_workers() -> None:
     """Any number of requests per worker leaves each key within one use per worker of the rest."""
-    workers = [KeyRing(SECRETS, seed=pid) for pid in (101, 202, 303, 404)]
-    uses = Counter(ring.next().id for ring in workers for _ in range(100))
+    workers = [KeyPool(SECRETS, seed=pid) for pid in (101, 202, 303, 404)]
+    uses = Counter(pool.acquire().id for pool in workers for _ in range(100))
     assert max(uses.values()) - min(uses.values()) <= len(workers)
     assert sum(uses.values()) == 400
+
+
+def test_excluded_keys_are_skipped_for_the_next_one(clock: Clock) -> None:
+    """A request's retry never gets a key it already tried."""
+    pool = pool_of(clock)
+    assert pool.acquire(exclude={"k1"}).id == "k2"
+    assert pool.acquire(exclude={"k1", "k2", "k3"}) is None
+
+
+def test_a_cooling_key_is_skipped_until_its_time_is_up(clock: Clock) -> None:
+    """A 30 s quota cooldown: the others serve for 30 s, then the key is back in turn."""
+    pool = pool_of(clock)
+    k1 = pool.keys[0]
+    assert pool.penalise(k1, QUOTA_30S) == 30.0
+    assert "k1" not in {pool.acquire().id for _ in range(6)}
+    assert pool.state(k1) == "cooling"
+    clock.now += 30
+    assert pool.state(k1) == "available"
+    assert "k1" in {pool.acquire().id for _ in range(3)}
+
+
+def test_a_disabled_key_waits_disable_seconds_then_one_request_probes_it(clock: Clock) -> None:
+    """After KEY_DISABLE_SECONDS one request may try the key; others wait for its answer."""
+    pool = pool_of(clock, ["only-key"])
+    (key,) = pool.keys
+    assert pool.penalise(key, INVALID) == 3600
+    assert pool.acquire() is None and pool.state(key) == "disabled"
+    clock.now += 3600
+    assert pool.acquire() is key  # the probe
+    assert pool.acquire() is None  # nobody else while it runs
+    pool.penalise(key, INVALID)  # still invalid: out for another period
+    clock.now += 3599
+    assert pool.acquire() is None
+    clock.now += 1
+    assert pool.acquire() is key
+    pool.succeeded(key)  # it works again
+    assert [pool.acquire(), pool.acquire()] == [key, key]
+
+
+def test_a_probe_whose_request_ends_without_a_verdict_is_lent_again(clock: Clock) -> None:
+    """A client leaving mid-probe does not cost the key another disable period."""
+    pool = pool_of(clock, ["only-key"])
+    (key,) = pool.keys
+    pool.penalise(key, INVALID)
+    clock.now += 3600
+    assert pool.acquire() is key
+    pool.release(key)
+    assert pool.acquire() is key
+
+
+def test_a_client_error_leaves_the_key_alone(clock: Clock) -> None:
+    """A 400 about the body says nothing about the key."""
+    pool = pool_of(clock)
+    assert pool.penalise(pool.keys[0], Verdict("client_error")) == 0
+    assert pool.counts() == {"available": 3, "cooling": 0, "disabled": 0}
+
+
+def test_counts_report_each_state(clock: Clock) -> None:
+    """/health's numbers: available, cooling, disabled."""
+    pool = pool_of(clock)
+    pool.penalise(pool.keys[0], QUOTA_30S)
+    pool.penalise(pool.keys[1], INVALID)
+    assert pool.counts() == {"available": 1, "cooling": 1, "disabled": 1}
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "why", "wait"),
+    [
+        ([QUOTA_30S, Verdict("quota", 10.0), INVALID], "quota", 10.0),
+        ([UPSTREAM_FAULT, UPSTREAM_FAULT, INVALID], "upstream_error", 2.0),
+        ([INVALID, Verdict("forbidden", None), INVALID], "disabled", 3600.0),
+        ([QUOTA_30S, UPSTREAM_FAULT, INVALID], "quota", 2.0),
+    ],
+    ids=["quota", "gemini-errors", "all-refused", "mixed"],
+)
+def test_a_shortage_says_why_and_when_the_first_key_is_back(
+    clock: Clock, verdicts: list[Verdict], why: str, wait: float
+) -> None:
+    """429 when quota is why, 503 for Gemini's errors, 500 when every key is refused."""
+    pool = pool_of(clock)
+    for key, verdict in zip(pool.keys, verdicts, strict=True):
+        pool.penalise(key, verdict)
+    assert pool.acquire() is None
+    assert pool.shortage() == (why, wait)
