@@ -19,8 +19,10 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Under gevent's monkey-patching, like a gunicorn gevent worker: the upstream reader greenlets
+# need cooperative sockets.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/python -m gevent.monkey --module pytest
 
 # The real thing: keys and settings from the environment (see README: Configuration).
 run: require-keys $(BIN)/.installed

@@ -37,8 +37,10 @@ worker_connections = _env_int("WORKER_CONNECTIONS", 1000)
 timeout = 30
 # On SIGTERM, streams in flight get this long to finish before workers are killed.
 graceful_timeout = 120
-# Idle keep-alive connections from nginx are held this long.
-keepalive = 75
+# Idle keep-alive connections are held this long. On SIGTERM gunicorn also waits for idle ones
+# (a client may be about to reuse one), so this bounds how long they delay a shutdown; nginx's
+# upstream keepalive_timeout must stay below it so nginx never reuses a connection being closed.
+keepalive = 5
 # Never preload: the app, its Session and prometheus_client must be imported after the fork.
 preload_app = False
 

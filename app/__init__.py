@@ -25,17 +25,25 @@ def create_app(config: Config | None = None) -> Flask:
     # proxy (Flask, requests, prometheus_client) just because it lives in this package.
     from flask import Flask
 
-    from . import routes
+    from . import metrics, routes
     from .config import Config
-    from .keys import KeyRing
+    from .failover import Failover
+    from .keys import KeyPool
     from .logs import LOGGER
     from .upstream import GeminiClient
 
     config = config or Config.from_env(os.environ)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    client = GeminiClient(config.api_base, config.upstream_timeout, config.worker_connections)
-    routes.init_app(app, routes.Proxy(config, KeyRing(config.api_keys), client))
+    client = GeminiClient(
+        config.api_base,
+        config.upstream_timeout,
+        config.worker_connections,
+        keepalive=config.keepalive_seconds,
+    )
+    pool = KeyPool(config.api_keys, disable_seconds=config.key_disable_seconds)
+    routes.init_app(app, Failover(config, pool, client))
+    metrics.watch_keys(pool)
     LOGGER.info(
         "worker ready",
         extra={

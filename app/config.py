@@ -23,6 +23,12 @@ DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
 DEFAULT_UPSTREAM_TIMEOUT = 300.0
 # gunicorn's own default; gunicorn.conf.py reads the same variable so the pool matches the worker.
 DEFAULT_WORKER_CONNECTIONS = 1000
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_KEY_DISABLE_SECONDS = 3600.0
+# Below the idle limits of common load balancers and CDNs (60 s and up), well above a chunk's gap.
+DEFAULT_KEEPALIVE_SECONDS = 15.0
+# Twice the default upstream timeout: one attempt may time out and another still have its turn.
+DEFAULT_FAILOVER_DEADLINE = 600.0
 
 Number = TypeVar("Number", int, float)
 
@@ -52,6 +58,10 @@ class Config:
     api_base: str = DEFAULT_API_BASE
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     worker_connections: int = DEFAULT_WORKER_CONNECTIONS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    key_disable_seconds: float = DEFAULT_KEY_DISABLE_SECONDS
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
+    failover_deadline: float = DEFAULT_FAILOVER_DEADLINE
 
     def __post_init__(self) -> None:
         if not self.api_keys:
@@ -64,6 +74,11 @@ class Config:
             raise ConfigError("api_password", "must not be empty")
         if not self.api_base.startswith(("http://", "https://")):
             raise ConfigError("GEMINI_API_BASE", "must be an http:// or https:// URL")
+
+    @property
+    def attempts_per_request(self) -> int:
+        """MAX_ATTEMPTS, never more than there are keys: no key is tried twice for one request."""
+        return min(self.max_attempts, len(self.api_keys))
 
     @property
     def password_is_default(self) -> bool:
@@ -85,6 +100,16 @@ class Config:
             ),
             worker_connections=_positive(
                 environ, "WORKER_CONNECTIONS", int, DEFAULT_WORKER_CONNECTIONS
+            ),
+            max_attempts=_positive(environ, "MAX_ATTEMPTS", int, DEFAULT_MAX_ATTEMPTS),
+            key_disable_seconds=_positive(
+                environ, "KEY_DISABLE_SECONDS", float, DEFAULT_KEY_DISABLE_SECONDS
+            ),
+            keepalive_seconds=_positive(
+                environ, "KEEPALIVE_SECONDS", float, DEFAULT_KEEPALIVE_SECONDS
+            ),
+            failover_deadline=_positive(
+                environ, "FAILOVER_DEADLINE", float, DEFAULT_FAILOVER_DEADLINE
             ),
         )
 

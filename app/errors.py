@@ -28,7 +28,6 @@ STATUS_NAMES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
-ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 
 
 class ApiError(Exception):
@@ -63,17 +62,3 @@ def parse_gemini_error(status_code: int, raw: bytes) -> dict[str, Any]:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return body
     return error_body(status_code, f"Gemini answered HTTP {status_code} without a JSON error body")
-
-
-def error_reasons(error: dict[str, Any]) -> set[str]:
-    """The `ErrorInfo.reason` values in a Gemini error body."""
-    details = error.get("error", {}).get("details")
-    if not isinstance(details, list):
-        return set()
-    return {
-        detail["reason"]
-        for detail in details
-        if isinstance(detail, dict)
-        and detail.get("@type") == ERROR_INFO_TYPE
-        and isinstance(detail.get("reason"), str)
-    }

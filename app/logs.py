@@ -17,12 +17,15 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 LOGGER = logging.getLogger("gemini_proxy")
 # An incoming X-Request-ID is reused only when it is short and plain, so it is safe to log and echo.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 CLIENT_CLOSED = "CLIENT_CLOSED"
+# How a /generate request that reached Gemini ended, for the log and the outcomes metric.
+Outcome = Literal["complete", "incomplete", "client_closed", "upstream_error"]
+OUTCOMES: tuple[Outcome, ...] = ("complete", "incomplete", "client_closed", "upstream_error")
 
 
 def request_id_from(header: str | None) -> str:
@@ -42,7 +45,9 @@ class RequestRecord:
     started: float = field(default_factory=time.perf_counter)
     status: int | None = None
     model: str | None = None
-    key: str | None = None
+    # The ids of the keys of the upstream calls made, in order; the last one served the answer.
+    keys_tried: list[str] = field(default_factory=list)
+    outcome: Outcome | None = None
     prompt_tokens: int | None = None
     total_tokens: int | None = None
     chunks: int = 0
@@ -60,9 +65,14 @@ class RequestRecord:
         if self.duration_seconds is None:
             self.duration_seconds = time.perf_counter() - self.started
 
+    @property
+    def attempts(self) -> int:
+        """Upstream calls made for this request (no key is tried twice in one request)."""
+        return len(self.keys_tried)
+
     def fields(self) -> dict[str, Any]:
         """The log line's fields, times rounded to the millisecond."""
-        values = dict(vars(self))
+        values = dict(vars(self), attempts=self.attempts)
         del values["started"]
         for name in ("first_chunk_seconds", "duration_seconds"):
             if values[name] is not None:

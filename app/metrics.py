@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+import gevent
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -25,12 +26,16 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .logs import RequestRecord
+from .keys import KeyPool
+from .logs import OUTCOMES, RequestRecord
 
 PREFIX = "gemini_proxy"
 # A generation runs from well under a second to minutes (long thinking, long answers).
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 FIRST_CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# 0 is a request answered at once because no key was usable; MAX_ATTEMPTS is 3 by default.
+ATTEMPT_BUCKETS = (0, 1, 2, 3, 5, 10)
+KEY_REFRESH_SECONDS = 1.0
 
 REQUESTS = Counter(
     f"{PREFIX}_requests", "Requests to /generate, by the HTTP status answered.", ["status"]
@@ -59,6 +64,54 @@ IN_FLIGHT = Gauge(
     multiprocess_mode="livesum",
 )
 
+# livemax: a key counts as usable while any live worker can use it (each worker keeps its own
+# view, see app.keys); a dead worker's view is dropped.
+KEY_AVAILABLE = Gauge(
+    f"{PREFIX}_key_available",
+    "1 while the key is usable (by at least one worker), 0 while it cools down or is disabled.",
+    ["key"],
+    multiprocess_mode="livemax",
+)
+KEY_COOLDOWNS = Counter(
+    f"{PREFIX}_key_cooldowns",
+    "Times a key was taken out of rotation, by key id and reason.",
+    ["key", "reason"],
+)
+UPSTREAM_ATTEMPTS = Histogram(
+    f"{PREFIX}_upstream_attempts",
+    "Upstream calls (keys tried) per valid /generate request.",
+    buckets=ATTEMPT_BUCKETS,
+)
+STREAM_OUTCOMES = Counter(
+    f"{PREFIX}_stream_outcomes",
+    "How /generate requests that reached Gemini ended.",
+    ["outcome"],
+)
+for _outcome in OUTCOMES:
+    # Every outcome is exported from the start, so a ratio over them is defined at zero too.
+    STREAM_OUTCOMES.labels(outcome=_outcome)
+
+
+def publish_keys(pool: KeyPool) -> None:
+    """Set each key's availability gauge from this worker's view."""
+    for key in pool.keys:
+        KEY_AVAILABLE.labels(key=key.id).set(1 if pool.state(key) == "available" else 0)
+
+
+def watch_keys(pool: KeyPool) -> gevent.Greenlet:
+    """Republish the key gauges every KEY_REFRESH_SECONDS in a background greenlet.
+
+    A cooldown ends with the passing of time, not with an event: without this, an idle
+    worker's gauge would show a key as unavailable long after it is usable again.
+    """
+
+    def refresh() -> None:
+        while True:
+            publish_keys(pool)
+            gevent.sleep(KEY_REFRESH_SECONDS)
+
+    return gevent.spawn(refresh)
+
 
 def observe(record: RequestRecord) -> None:
     """Count one finished /generate request."""
@@ -71,6 +124,8 @@ def observe(record: RequestRecord) -> None:
         TOKENS.inc(record.total_tokens)
     if record.chunks:
         CHUNKS.inc(record.chunks)
+    if record.outcome is not None:
+        STREAM_OUTCOMES.labels(outcome=record.outcome).inc()
 
 
 def render() -> tuple[bytes, str]:

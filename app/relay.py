@@ -17,14 +17,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .chunker import Chunker
+from .classify import classify
 from .errors import error_body
-from .logs import LOGGER, RequestRecord
+from .logs import LOGGER, Outcome, RequestRecord
 from .redact import redact
 from .sse import iter_events
 from .upstream import UpstreamError
 
 OPEN, SEPARATOR, CLOSE = b"[", b",", b"]"
+# JSON whitespace, valid anywhere between the array's tokens: bytes on an idle connection.
+KEEPALIVE = b" "
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
+INCOMPLETE_LABEL = "incomplete"
 MALFORMED = "Gemini sent a malformed stream event"
 INTERNAL = "the proxy failed while relaying the stream; see its log"
 # An error event's own code is trusted as an HTTP status only inside the error range.
@@ -32,15 +36,21 @@ ERROR_CODES = range(400, 600)
 
 
 def relay(
-    byte_chunks: Iterable[bytes],
+    byte_chunks: Iterable[bytes | None],
     chunker: Chunker,
     record: RequestRecord,
     secrets: Sequence[str] = (),
 ) -> Iterator[bytes]:
-    """Yield the pieces of the client's body; raise UpstreamError only before the first."""
+    """Yield the pieces of the client's body; raise UpstreamError only before the first chunk.
+
+    A None among `byte_chunks` (a silence upstream) becomes a KEEPALIVE piece.
+    """
     opened = False
     try:
         for event in _events(byte_chunks):
+            if event is None:
+                yield KEEPALIVE
+                continue
             try:
                 chunk = chunker.feed(event)
             except (TypeError, AttributeError, KeyError, IndexError, ValueError):
@@ -52,10 +62,11 @@ def relay(
                 opened = True
                 record.mark_first_chunk()
             if chunker.done:
+                record.outcome = "complete"
                 yield piece + CLOSE
                 return
             yield piece
-        raise UpstreamError(502, error_body(502, INCOMPLETE), "incomplete")
+        raise UpstreamError(502, error_body(502, INCOMPLETE), INCOMPLETE_LABEL)
     except Exception as failure:
         if not opened:
             raise
@@ -64,24 +75,42 @@ def relay(
             # and the array still closed so the body stays valid JSON.
             LOGGER.exception("stream failed", extra={"request_id": record.request_id})
             failure = UpstreamError(500, error_body(500, INTERNAL), "internal")
-        error = failure.body["error"]
-        record.error = error.get("status", "UNKNOWN")
-        element = {
-            "error": {
-                "code": failure.status,  # Gemini's own code when it is a valid error status
-                "status": error.get("status", "UNKNOWN"),
-                # Gemini quotes the key in some messages ("Consumer 'api_key:...' suspended").
-                "message": redact(str(error.get("message", "")), secrets),
-            },
-            "is_complete": False,
-            "chunk_number": chunker.chunks_sent + 1,
-        }
-        yield SEPARATOR + encode(element) + CLOSE
+        yield SEPARATOR + error_element(failure, chunker, record, secrets) + CLOSE
+
+
+def error_element(
+    failure: UpstreamError, chunker: Chunker, record: RequestRecord, secrets: Sequence[str]
+) -> bytes:
+    """The array's last element for a stream that failed after its status was sent."""
+    error = failure.body["error"]
+    record.error = error.get("status", "UNKNOWN")
+    record.outcome = outcome_of(failure)
+    element = {
+        "error": {
+            "code": failure.status,  # Gemini's own code when it is a valid error status
+            "status": record.error,
+            "message": str(error.get("message", "")),
+        },
+        "is_complete": False,
+        "chunk_number": chunker.chunks_sent + 1,
+    }
+    # Gemini quotes the key in some messages ("Consumer 'api_key:...' suspended").
+    return redact(encode_text(element), secrets).encode()
+
+
+def outcome_of(failure: UpstreamError) -> Outcome:
+    """A failed stream's outcome: incomplete when it just ended early, else upstream_error."""
+    return "incomplete" if failure.upstream_status == INCOMPLETE_LABEL else "upstream_error"
 
 
 def encode(element: dict[str, Any]) -> bytes:
     """One array element as compact UTF-8 JSON."""
-    return json.dumps(element, ensure_ascii=False, separators=(",", ":")).encode()
+    return encode_text(element).encode()
+
+
+def encode_text(element: dict[str, Any]) -> str:
+    """One array element as compact JSON text."""
+    return json.dumps(element, ensure_ascii=False, separators=(",", ":"))
 
 
 def _reject_constant(name: str) -> Any:
@@ -93,20 +122,27 @@ def _reject_constant(name: str) -> Any:
 EVENT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _events(byte_chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+def _events(byte_chunks: Iterable[bytes | None]) -> Iterator[dict[str, Any] | None]:
     try:
         for data in iter_events(byte_chunks):
+            if data is None:
+                yield None
+                continue
             event = EVENT_DECODER.decode(data)
             if not isinstance(event, dict):
                 raise ValueError("event is not a JSON object")
             if isinstance(event.get("error"), dict):
-                # Gemini reports a failure inside an accepted stream as an `error` event.
-                code = event["error"].get("code")
-                status = code if type(code) is int and code in ERROR_CODES else 502
-                raise UpstreamError(status, event, "error_event")
+                raise _error_event(event)
             yield event
     except (ValueError, RecursionError):  # SSEError and JSONDecodeError are ValueErrors
         raise _malformed() from None
+
+
+def _error_event(event: dict[str, Any]) -> UpstreamError:
+    """Gemini's failure inside an accepted stream, judged like the same error before one."""
+    code = event["error"].get("code")
+    status = code if type(code) is int and code in ERROR_CODES else 502
+    return UpstreamError(status, event, "error_event", classify(status, event))
 
 
 def _malformed() -> UpstreamError:

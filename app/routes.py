@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+import math
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -17,39 +18,29 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import metrics
 from .auth import password_matches
-from .chunker import Chunker
-from .config import MODEL_NAME, Config
+from .config import MODEL_NAME
 from .errors import ApiError, error_body
-from .keys import KeyRing
-from .logs import CLIENT_CLOSED, LOGGER, RequestRecord, log_request, request_id_from
+from .failover import Failover
+from .logs import LOGGER, RequestRecord, log_request, request_id_from
 from .redact import redact
-from .relay import relay
 from .schemas import validate_generate_request
-from .upstream import GeminiClient, UpstreamError, UpstreamStream
+from .upstream import UpstreamError
 
 bp = Blueprint("proxy", __name__)
 GENERATE = "/generate"
 # Paths scraped every few seconds: logged only when they fail, so the log stays about traffic.
-QUIET_PATHS = frozenset({"/health", "/metrics"})
+QUIET_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
+JSON = "application/json"
 STREAM_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
 
 
-@dataclass(frozen=True)
-class Proxy:
-    """The per-worker state the routes share: settings, key ring and upstream client."""
-
-    config: Config
-    keys: KeyRing
-    client: GeminiClient
-
-
-def init_app(app: Flask, proxy: Proxy) -> None:
+def init_app(app: Flask, failover: Failover) -> None:
     """Attach the worker's proxy state and register the blueprint."""
-    app.extensions["gemini_proxy"] = proxy
+    app.extensions["gemini_proxy"] = failover
     app.register_blueprint(bp)
 
 
-def _proxy() -> Proxy:
+def _proxy() -> Failover:
     return current_app.extensions["gemini_proxy"]
 
 
@@ -98,38 +89,20 @@ def generate() -> Response:
     raw = _read_body()
     validate_generate_request(raw)
 
-    key = proxy.keys.next()
-    record.model, record.key = model, key.id
-    try:
-        upstream = proxy.client.open_stream(model, raw, key)
-    except UpstreamError as error:
-        metrics.UPSTREAM_REQUESTS.labels(key=key.id, status=error.upstream_status).inc()
-        raise
-    metrics.UPSTREAM_REQUESTS.labels(key=key.id, status="200").inc()
-
-    chunker = Chunker(proxy.config.chunk_token)
-    pieces = relay(upstream.iter_bytes(), chunker, record, secrets=proxy.config.api_keys)
-    try:
-        first = next(pieces)
-    except BaseException:
-        upstream.close()
-        raise
-    finally:
-        _take_counts(record, chunker)
-    response = Response(itertools.chain([first], pieces), mimetype="application/json")
+    record.model = model
+    pieces = proxy.stream(model, raw, record)
+    first = next(pieces)  # failures up to here still get their own HTTP status
+    response = Response(itertools.chain([first], pieces), mimetype=JSON)
     response.headers.update(STREAM_HEADERS)
-    # The relay's own cleanup would run only if it were iterated to the end; the client may leave
-    # before that, so the upstream is closed when the response is, whatever happened.
-    response.call_on_close(partial(_close_stream, upstream, chunker, record))
+    # The generator's own cleanup (closing the upstream) would run only if it were iterated to
+    # the end; the client may leave before that, so it is closed when the response is.
+    response.call_on_close(partial(_close_stream, pieces, record))
     return response
 
 
-def _close_stream(upstream: UpstreamStream, chunker: Chunker, record: RequestRecord) -> None:
+def _close_stream(pieces: Iterator[bytes], record: RequestRecord) -> None:
     record.end()  # before the upstream's tail is read: the client already has its last byte
-    if not chunker.done and record.error is None:
-        record.error = CLIENT_CLOSED
-    upstream.close(reuse=chunker.done)
-    _take_counts(record, chunker)
+    pieces.close()
 
 
 def _read_body() -> bytes:
@@ -147,12 +120,6 @@ def _read_body() -> bytes:
     return raw
 
 
-def _take_counts(record: RequestRecord, chunker: Chunker) -> None:
-    record.chunks = chunker.chunks_sent
-    record.prompt_tokens = chunker.prompt_tokens
-    record.total_tokens = chunker.total_tokens
-
-
 def _model(requested: str | None, default: str) -> str:
     if requested is None:
         return default
@@ -167,9 +134,20 @@ def _model(requested: str | None, default: str) -> str:
 
 @bp.get("/health")
 def health() -> dict[str, Any]:
-    """Liveness: the process serves; no Gemini call, no secret."""
-    config = _proxy().config
-    return {"status": "ok", "keys": len(config.api_keys), "model": config.model_id}
+    """Liveness: the process serves; key counts by state as this worker sees them."""
+    proxy = _proxy()
+    return {"status": "ok", "model": proxy.config.model_id, "keys": proxy.pool.counts()}
+
+
+@bp.get("/health/ready")
+def ready() -> Response:
+    """Readiness: 503 while this worker has no usable key, so a balancer can route around it."""
+    counts = _proxy().pool.counts()
+    if counts["available"]:
+        return Response(json.dumps({"status": "ready", "keys": counts}), mimetype=JSON)
+    response = Response(json.dumps({"status": "unavailable", "keys": counts}), 503, mimetype=JSON)
+    _set_retry_after(response, _proxy().pool.shortage()[1])
+    return response
 
 
 @bp.get("/metrics")
@@ -186,7 +164,14 @@ def _api_error(error: ApiError) -> Response:
 
 @bp.app_errorhandler(UpstreamError)
 def _upstream_error(error: UpstreamError) -> Response:
-    return _json_error(error.status, error.body)
+    response = _json_error(error.status, error.body)
+    if error.retry_after is not None:
+        _set_retry_after(response, error.retry_after)
+    return response
+
+
+def _set_retry_after(response: Response, seconds: float) -> None:
+    response.headers["Retry-After"] = str(max(1, math.ceil(seconds)))
 
 
 @bp.app_errorhandler(HTTPException)
@@ -211,4 +196,4 @@ def _json_error(code: int, body: dict[str, Any]) -> Response:
     if record is not None:
         record.error = body["error"].get("status", "UNKNOWN")
     text = redact(json.dumps(body, ensure_ascii=False), _proxy().config.api_keys)
-    return Response(text, status=code, mimetype="application/json")
+    return Response(text, status=code, mimetype=JSON)

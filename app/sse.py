@@ -59,11 +59,17 @@ class SSEDecoder:
         return [] if payload is None else [payload]
 
 
-def iter_events(byte_chunks: Iterable[bytes]) -> Iterator[str]:
-    """Yield each event's data from an iterable of raw reads, as soon as the event is complete."""
+def iter_events(byte_chunks: Iterable[bytes | None]) -> Iterator[str | None]:
+    """Yield each event's data from raw reads as soon as the event is complete.
+
+    A None among the reads (the upstream reader's mark for a silence) is passed on as None.
+    """
     decoder = SSEDecoder()
     for data in byte_chunks:
-        yield from decoder.feed(data)
+        if data is None:
+            yield None
+        else:
+            yield from decoder.feed(data)
     yield from decoder.close()
 
 
@@ -74,6 +80,10 @@ def _event_data(raw: bytes | bytearray) -> str | None:
         raise SSEError(f"event is not valid UTF-8: {error.reason}") from None
     lines = [line for line in LINE_END.split(text) if line.startswith("data:")]
     if not lines:
+        if text.lstrip().startswith("{"):
+            # Gemini ends some broken streams with a bare JSON error body, not framed as an
+            # event; it is passed on whole so the error is not lost.
+            return text.strip()
         # Comments, `event:`/`id:`-only blocks and stray blank lines carry no payload.
         return None
     return "\n".join(line[5:].removeprefix(" ") for line in lines)

@@ -11,23 +11,24 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
+import gevent
 import requests
+from gevent.queue import Empty, Queue
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from .errors import error_body, error_reasons, parse_gemini_error
+from .classify import DISABLING, UPSTREAM_FAULT, Verdict, classify
+from .errors import STATUS_NAMES, error_body, parse_gemini_error
 from .keys import Key
 
 STREAM_PATH = "/v1beta/models/{model}:streamGenerateContent"
 CONNECT_TIMEOUT = 10.0
 # Gemini's error bodies are a few KB; never buffer an unbounded one from a misbehaving upstream.
 MAX_ERROR_BODY = 64 * 1024
-INVALID_KEY_REASON = "API_KEY_INVALID"
 # The most bytes one read of an unchunked stream waits for; it returns sooner with what arrived.
 READ_SIZE = 64 * 1024
 BROKE_OFF = "the Gemini stream broke off"
@@ -35,17 +36,31 @@ BROKE_OFF = "the Gemini stream broke off"
 # either bound the connection is dropped instead.
 DRAIN_TIMEOUT = 1.0
 DRAIN_BUDGET = 64 * 1024
+# One read is handed over at a time: the reader stays a read ahead of the client, no more, so a
+# slow client still slows the reads from Gemini instead of filling memory.
+READ_AHEAD = 1
+_END = object()
 
 
 class UpstreamError(Exception):
     """A call to Gemini that failed before its stream could be relayed."""
 
-    def __init__(self, status: int, body: dict[str, Any], upstream_status: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: dict[str, Any],
+        upstream_status: str,
+        verdict: Verdict = UPSTREAM_FAULT,
+    ) -> None:
         super().__init__(body["error"].get("message", ""))
         self.status = status
         self.body = body
         # The label for the upstream metric: Gemini's HTTP status, or "timeout" / "unreachable".
         self.upstream_status = upstream_status
+        # What the failure says about the key that was used (see app.classify).
+        self.verdict = verdict
+        # Seconds for the client's Retry-After header, when a retry later can succeed.
+        self.retry_after: float | None = None
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -71,10 +86,12 @@ class GeminiClient:
         base_url: str,
         timeout: float,
         pool_size: int,
+        keepalive: float | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.keepalive = keepalive
         self.session = session or requests.Session()
         # One Session serves every client of the worker: keep no cookies from any answer.
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
@@ -84,8 +101,15 @@ class GeminiClient:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
-    def open_stream(self, model: str, body: bytes, key: Key) -> UpstreamStream:
-        """Start a generation; return its open stream or raise UpstreamError."""
+    def open_stream(
+        self, model: str, body: bytes, key: Key, wait: float | None = None
+    ) -> UpstreamStream:
+        """Start a generation; return its open stream or raise UpstreamError.
+
+        `wait`, when shorter than the client's timeout, bounds the wait for Gemini's first bytes
+        (a request's deadline running out); once bytes flow, the full timeout applies again.
+        """
+        first_wait = self.timeout if wait is None else max(min(wait, self.timeout), 0.001)
         url = self.base_url + STREAM_PATH.format(model=model)
         headers = {
             "Content-Type": "application/json",
@@ -100,32 +124,57 @@ class GeminiClient:
                 data=body,
                 headers=headers,
                 stream=True,
-                timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
+                timeout=(min(CONNECT_TIMEOUT, first_wait), first_wait),
                 # A redirect would carry x-goog-api-key to wherever it points.
                 allow_redirects=False,
             )
         except requests.Timeout as error:
             if isinstance(error, requests.ConnectTimeout):
                 raise UpstreamUnreachable("Gemini did not accept the connection in time") from None
-            raise UpstreamTimeout(self.timeout) from None
+            raise UpstreamTimeout(first_wait) from None
         except requests.RequestException as error:
             raise UpstreamUnreachable(f"Gemini is unreachable ({type(error).__name__})") from None
         if response.status_code != 200:
             raise _http_error(response, key)
-        return UpstreamStream(response, self.timeout)
+        return UpstreamStream(response, self.timeout, first_wait, self.keepalive)
 
 
 class UpstreamStream:
-    """An open 200 stream from Gemini; iterate its bytes, then close it."""
+    """An open 200 stream from Gemini, read by its own greenlet; iterate its bytes, then close it.
 
-    def __init__(self, response: requests.Response, timeout: float) -> None:
+    The reader greenlet lets the consumer notice silence: iter_bytes yields None after every
+    `keepalive` seconds without a byte, so the client can be sent a keep-alive meanwhile.
+    """
+
+    def __init__(
+        self,
+        response: requests.Response,
+        timeout: float,
+        first_wait: float | None = None,
+        keepalive: float | None = None,
+    ) -> None:
         self.response = response
         self.timeout = timeout
-        self._reads = self._read()
+        self.keepalive = keepalive
+        self._wait = timeout if first_wait is None else first_wait
+        self._ended = False
+        self._queue: Queue = Queue(maxsize=READ_AHEAD)
+        self._reader = gevent.spawn(self._pump)
 
-    def iter_bytes(self) -> Iterator[bytes]:
-        """The body as it arrives; raises UpstreamError if it breaks or stalls."""
-        return self._reads
+    def iter_bytes(self) -> Iterator[bytes | None]:
+        """The body as it arrives, None for each silence; raises UpstreamError if it breaks."""
+        while not self._ended:
+            try:
+                item = self._queue.get(timeout=self.keepalive)
+            except Empty:
+                yield None
+                continue
+            if item is _END or isinstance(item, Exception):
+                self._ended = True
+                if isinstance(item, Exception):
+                    raise item
+                return
+            yield item
 
     def close(self, reuse: bool = False) -> None:
         """Release the connection; safe to call more than once.
@@ -135,34 +184,37 @@ class UpstreamStream:
         connection goes back to the pool instead of costing the next request a TCP and TLS
         handshake. A tail that is longer or slower gets the connection dropped.
         """
-        if reuse:
+        if reuse and not self._ended:
             self._drain()
+        # Killing a reader blocked mid-read makes urllib3 drop that connection, not pool it.
+        self._reader.kill()
         self.response.close()
 
     def _drain(self) -> None:
-        connection = self.response.raw.connection
-        if connection is not None and connection.sock is not None:
-            # urllib3 sets the read timeout afresh on each request, so this one lasts only here.
-            connection.sock.settimeout(DRAIN_TIMEOUT)
         read = 0
-        with contextlib.suppress(UpstreamError):
-            for data in self._reads:
-                read += len(data)
-                if read > DRAIN_BUDGET:
-                    return
+        with gevent.Timeout(DRAIN_TIMEOUT, False):
+            while not self._ended and read <= DRAIN_BUDGET:
+                item = self._queue.get()
+                if item is _END or isinstance(item, Exception):
+                    self._ended = True
+                else:
+                    read += len(item)
+
+    def _pump(self) -> None:
+        try:
+            for data in self._read():
+                self._queue.put(data)
+            self._queue.put(_END)
+        except Exception as failure:  # noqa: BLE001 - handed to the consumer, who raises it
+            self._queue.put(failure)
 
     def _read(self) -> Iterator[bytes]:
         raw = self.response.raw
         try:
-            if raw.chunked:
-                # chunk_size=None hands over each HTTP chunk as it arrives; iter_lines would hold
-                # back the last line until more data came (requests#2433).
-                yield from self.response.iter_content(chunk_size=None)
-            else:
-                # Unchunked (a relay in front of Gemini), iter_content(None) would read to the end
-                # of the body before yielding; read1 returns whatever has arrived.
-                while data := raw.read1(READ_SIZE, decode_content=True):
-                    yield data
+            for data in self._raw_reads(raw):
+                if self._wait < self.timeout:
+                    self._set_read_timeout(self.timeout)
+                yield data
         except (requests.ConnectionError, ReadTimeoutError) as error:
             # iter_content wraps a read timeout as ConnectionError(ReadTimeoutError); read1 raises
             # ReadTimeoutError itself.
@@ -172,10 +224,28 @@ class UpstreamStream:
                 else None
             )
             if isinstance(error, ReadTimeoutError) or isinstance(wrapped, ReadTimeoutError):
-                raise UpstreamTimeout(self.timeout) from None
+                raise UpstreamTimeout(self._wait) from None
             raise UpstreamUnreachable(BROKE_OFF) from None
         except (requests.RequestException, HTTPError, OSError):
             raise UpstreamUnreachable(BROKE_OFF) from None
+
+    def _raw_reads(self, raw: Any) -> Iterator[bytes]:
+        if raw.chunked:
+            # chunk_size=None hands over each HTTP chunk as it arrives; iter_lines would hold
+            # back the last line until more data came (requests#2433).
+            yield from self.response.iter_content(chunk_size=None)
+        else:
+            # Unchunked (a relay in front of Gemini), iter_content(None) would read to the end
+            # of the body before yielding; read1 returns whatever has arrived.
+            while data := raw.read1(READ_SIZE, decode_content=True):
+                yield data
+
+    def _set_read_timeout(self, seconds: float) -> None:
+        # urllib3 set the socket's timeout when the request was sent; body reads use it too.
+        connection = self.response.raw.connection
+        if connection is not None and connection.sock is not None:
+            connection.sock.settimeout(seconds)
+        self._wait = seconds
 
 
 def _http_error(response: requests.Response, key: Key) -> UpstreamError:
@@ -190,12 +260,15 @@ def _http_error(response: requests.Response, key: Key) -> UpstreamError:
     finally:
         response.close()
     body = parse_gemini_error(response.status_code, raw)
-    if INVALID_KEY_REASON in error_reasons(body):
-        # A bad key is the operator's fault, not the client's: report it as the proxy's own error.
-        message = f"Gemini rejected the proxy's API key {key.id} ({INVALID_KEY_REASON})"
+    verdict = classify(response.status_code, body, response.headers.get("Retry-After"))
+    if verdict.kind in DISABLING:
+        # A refused key is the operator's fault, not the client's: reported as the proxy's own.
+        reason = body["error"].get("status") or STATUS_NAMES.get(response.status_code, "UNKNOWN")
+        message = f"Gemini refused the proxy's API key {key.id} ({verdict.kind}, {reason})"
         return UpstreamError(
             500,
             error_body(500, message, key=key.id, upstream=body["error"]),
             str(response.status_code),
+            verdict,
         )
-    return UpstreamError(response.status_code, body, str(response.status_code))
+    return UpstreamError(response.status_code, body, str(response.status_code), verdict)

@@ -61,8 +61,8 @@ def start_proxy(simulator_url: str) -> Iterator:
     """Start extra proxies with other settings; each is stopped after the test."""
     started: list[ProxyServer] = []
 
-    def start(wait: bool = True, **overrides: str) -> ProxyServer:
-        server = ProxyServer(proxy_environ(simulator_url, **overrides))
+    def start(wait: bool = True, workers: int = 2, **overrides: str) -> ProxyServer:
+        server = ProxyServer(proxy_environ(simulator_url, **overrides), workers=workers)
         started.append(server)
         return server.wait_ready() if wait else server
 

@@ -165,7 +165,9 @@ class StubClient:
     def __init__(self, stream: StubStream | None = None, error: Exception | None = None) -> None:
         self.stream, self.error = stream, error
 
-    def open_stream(self, model: str, body: bytes, key: object) -> StubStream:
+    def open_stream(
+        self, model: str, body: bytes, key: object, wait: float | None = None
+    ) -> StubStream:
         if self.error:
             raise self.error
         return self.stream

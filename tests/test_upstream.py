@@ -71,7 +71,6 @@ def test_a_stream_is_read_as_it_arrives() -> None:
     ("status", "error_status"),
     [
         (400, "INVALID_ARGUMENT"),
-        (403, "PERMISSION_DENIED"),
         (404, "NOT_FOUND"),
         (429, "RESOURCE_EXHAUSTED"),
         (500, "INTERNAL"),
@@ -92,16 +91,26 @@ def test_gemini_errors_pass_through_with_their_status_and_body(
 
 
 @responses.activate
-def test_an_invalid_key_is_the_operators_problem_500_naming_the_key_id() -> None:
-    """400 API_KEY_INVALID becomes 500 with the details and the key's id, never the key."""
-    responses.post(URL, json=gemini_error(400, "INVALID_ARGUMENT", "API_KEY_INVALID"), status=400)
+@pytest.mark.parametrize(
+    ("status", "error_status", "reason", "kind"),
+    [
+        (400, "INVALID_ARGUMENT", "API_KEY_INVALID", "invalid_key"),
+        (403, "PERMISSION_DENIED", "CONSUMER_SUSPENDED", "forbidden"),
+    ],
+)
+@responses.activate
+def test_a_refused_key_is_the_operators_problem_500_naming_the_key_id(
+    status: int, error_status: str, reason: str, kind: str
+) -> None:
+    """An invalid or forbidden key becomes 500 with Gemini's details and the key's id only."""
+    responses.post(URL, json=gemini_error(status, error_status, reason), status=status)
     with pytest.raises(UpstreamError) as caught:
         client().open_stream("gemini-2.5-flash", BODY, KEY)
-    assert caught.value.status == 500
+    assert (caught.value.status, caught.value.verdict.kind) == (500, kind)
     error = caught.value.body["error"]
     assert error["status"] == "INTERNAL"
     assert error["key"] == "k2"
-    assert error["upstream"]["details"][0]["reason"] == "API_KEY_INVALID"
+    assert error["upstream"]["details"][0]["reason"] == reason
     assert KEY.secret not in json.dumps(caught.value.body)
 
 
