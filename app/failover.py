@@ -34,7 +34,9 @@ SHORTAGE_MESSAGE: dict[Shortage, str] = {
     "upstream_error": "Gemini failed on every API key of the proxy just now; retry shortly",
     "disabled": "every API key of the proxy is refused by Gemini (invalid or forbidden)",
 }
-# Labels for the upstream metric when no HTTP status was received.
+DEADLINE_MESSAGE = "FAILOVER_DEADLINE passed before Gemini could be called"
+# The upstream metric's label for a call Gemini accepted; the label of an answer made without
+# any call.
 OPENED = "200"
 NO_CALL = "none"
 
@@ -136,6 +138,9 @@ class Failover:
 
     def _final(self, failures: list[UpstreamError]) -> UpstreamError:
         """The error the client gets once no further attempt will be made."""
+        if not failures and self.pool.counts()["available"]:
+            # Keys were free, but the request's time was up before one could be tried.
+            return UpstreamError(504, error_body(504, DEADLINE_MESSAGE), NO_CALL)
         if not failures:
             why, wait = self.pool.shortage()
             status = SHORTAGE_STATUS[why]

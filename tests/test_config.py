@@ -16,6 +16,8 @@ def test_defaults_are_the_seeds() -> None:
     assert config.password_is_default
     assert config.api_base == "https://generativelanguage.googleapis.com"
     assert config.upstream_timeout == 300
+    assert (config.max_attempts, config.key_disable_seconds) == (3, 3600)
+    assert (config.keepalive_seconds, config.failover_deadline) == (15, 600)
 
 
 def test_key_list_ignores_spaces_and_empty_entries() -> None:
@@ -33,8 +35,14 @@ def test_settings_are_read_from_their_variables() -> None:
             "api_password": "s3cret",
             "GEMINI_API_BASE": "http://127.0.0.1:9/",
             "UPSTREAM_TIMEOUT": "2.5",
+            "MAX_ATTEMPTS": "5",
+            "KEY_DISABLE_SECONDS": "60",
+            "KEEPALIVE_SECONDS": "0.5",
+            "FAILOVER_DEADLINE": "30",
         }
     )
+    assert (config.max_attempts, config.key_disable_seconds) == (5, 60)
+    assert (config.keepalive_seconds, config.failover_deadline) == (0.5, 30)
     assert (config.model_id, config.chunk_token, config.api_password) == (
         "gemini-2.5-pro",
         7,
@@ -60,6 +68,11 @@ def test_settings_are_read_from_their_variables() -> None:
         ({"api_password": ""}, "api_password"),
         ({"GEMINI_API_BASE": "ftp://x"}, "GEMINI_API_BASE"),
         ({"WORKER_CONNECTIONS": "0"}, "WORKER_CONNECTIONS"),
+        ({"MAX_ATTEMPTS": "0"}, "MAX_ATTEMPTS"),
+        ({"MAX_ATTEMPTS": "1.5"}, "MAX_ATTEMPTS"),
+        ({"KEY_DISABLE_SECONDS": "-1"}, "KEY_DISABLE_SECONDS"),
+        ({"KEEPALIVE_SECONDS": "0"}, "KEEPALIVE_SECONDS"),
+        ({"FAILOVER_DEADLINE": "soon"}, "FAILOVER_DEADLINE"),
     ],
 )
 def test_bad_settings_raise_an_error_naming_the_variable(
@@ -73,3 +86,14 @@ def test_bad_settings_raise_an_error_naming_the_variable(
         Config.from_env(environ)
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("keys", "max_attempts", "attempts"), [("a,b,c", 3, 3), ("a", 3, 1), ("a,b", 1, 1)]
+)
+def test_attempts_per_request_never_exceed_the_keys(
+    keys: str, max_attempts: int, attempts: int
+) -> None:
+    """MAX_ATTEMPTS is capped by the number of keys: no key is tried twice for one request."""
+    config = Config.from_env({"GEMINI_API_KEY_LIST": keys, "MAX_ATTEMPTS": str(max_attempts)})
+    assert config.attempts_per_request == attempts

@@ -184,3 +184,43 @@ def test_configured_keys_are_redacted_from_error_elements_whatever_their_shape()
     pieces = relay(sse(text_event("a", 12), event), Chunker(10), record, secrets=["my-odd-key"])
     body = b"".join(pieces)
     assert b"my-odd-key" not in body and b"[REDACTED]" in body
+
+
+def test_a_silence_becomes_json_whitespace_wherever_it_falls() -> None:
+    """Keep-alive pieces are spaces, before the array opens and between elements alike."""
+    reads = [None, *sse(text_event("a", 12)), None, *sse(text_event("b", 30, "STOP"))]
+    pieces, _ = run(reads)
+    assert pieces[0] == b" " and pieces[2] == b" "
+    assert [element["content"] for element in json.loads(b"".join(pieces))] == ["a", "ab"]
+
+
+@pytest.mark.parametrize(
+    ("reads", "outcome"),
+    [
+        (sse(text_event("a", 12), text_event("b", 30, "STOP")), "complete"),
+        (sse(text_event("a", 12), text_event("b", 30)), "incomplete"),
+        ([*sse(text_event("a", 12)), b"data: {not json\r\n\r\n"], "upstream_error"),
+    ],
+    ids=["complete", "no-finish-reason", "malformed"],
+)
+def test_the_record_says_how_the_stream_ended(reads: list[bytes], outcome: str) -> None:
+    """complete, incomplete (no finishReason) or upstream_error, for the outcomes metric."""
+    _, record = run(reads)
+    assert record.outcome == outcome
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        ({"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota"}, "quota"),
+        ({"code": 503, "status": "UNAVAILABLE", "message": "busy"}, "upstream_error"),
+        ({"code": 400, "status": "INVALID_ARGUMENT", "message": "bad"}, "client_error"),
+    ],
+)
+def test_an_error_event_before_any_chunk_is_judged_like_the_same_http_error(
+    error: dict, kind: str
+) -> None:
+    """A 429 event cools the key as a 429 answer would; a 400 event blames the request."""
+    with pytest.raises(UpstreamError) as caught:
+        run(sse({"error": error}))
+    assert caught.value.verdict.kind == kind

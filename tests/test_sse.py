@@ -56,11 +56,16 @@ def test_a_last_event_without_a_blank_line_is_still_delivered() -> None:
         (b"data:3\n\n", ["3"]),
         (b"data: a\ndata: b\n\n", ["a\nb"]),
         (b"\r\n\r\n\r\n\r\ndata: 4\r\n\r\n", ["4"]),
+        (
+            b'data: 5\r\n\r\n{\n  "error": {\n    "code": 503\n  }\n}\n',
+            ["5", '{\n  "error": {\n    "code": 503\n  }\n}'],
+        ),
     ],
-    ids=["comment", "other-fields", "no-space", "multi-line", "blank-lines"],
+    ids=["comment", "other-fields", "no-space", "multi-line", "blank-lines", "bare-json-error"],
 )
 def test_only_data_fields_are_payload(body: bytes, expected: list[str]) -> None:
-    """Comments and non-data fields carry no payload; multi-line data is joined with LF."""
+    """Comments and non-data fields carry no payload; multi-line data is joined with LF; a bare
+    JSON object (Gemini ending a broken stream with its error body) is passed on whole."""
     assert list(iter_events([body])) == expected
 
 
@@ -75,3 +80,9 @@ def test_invalid_utf8_in_an_event_is_an_error() -> None:
     """Bytes that are not UTF-8 raise SSEError instead of passing garbage on."""
     with pytest.raises(SSEError):
         list(iter_events([b"data: \xff\xfe\r\n\r\n"]))
+
+
+def test_silence_marks_pass_through_in_order() -> None:
+    """A None among the reads (the reader saw silence) comes out as None where it fell."""
+    reads = [b"data: 1\r\n", None, b"\r\ndata: 2\r\n\r\n", None]
+    assert list(iter_events(reads)) == [None, "1", "2", None]

@@ -1,0 +1,168 @@
+"""The attempt loop with stub upstreams: which key next, what the client gets, what is counted."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from app.classify import Verdict
+from app.config import Config
+from app.errors import error_body
+from app.failover import Failover
+from app.keys import Key, KeyPool
+from app.logs import RequestRecord
+from app.upstream import UpstreamError, UpstreamUnreachable
+
+EVENT = (
+    b'data: {"candidates":[{"content":{"parts":[{"text":"all of it"}]},"finishReason":"STOP"}],'
+    b'"usageMetadata":{"promptTokenCount":1,"totalTokenCount":60}}\r\n\r\n'
+)
+QUOTA = UpstreamError(429, error_body(429, "quota"), "429", Verdict("quota", 30.0))
+BAD_BODY = UpstreamError(400, error_body(400, "bad field"), "400", Verdict("client_error"))
+
+
+@dataclasses.dataclass
+class Stream:
+    """An upstream stream of given reads (None: a silence); an exception ends it."""
+
+    reads: list[bytes | Exception | None]
+    closed: bool = False
+
+    def iter_bytes(self) -> Iterator[bytes | None]:
+        for read in self.reads:
+            if isinstance(read, Exception):
+                raise read
+            yield read
+
+    def close(self, reuse: bool = False) -> None:
+        self.closed = True
+
+
+@dataclasses.dataclass
+class Client:
+    """Answers each key's call from a script: a Stream, or an exception to raise."""
+
+    script: dict[str, Stream | BaseException]
+    calls: list[str] = dataclasses.field(default_factory=list)
+
+    def open_stream(self, model: str, body: bytes, key: Key, wait: float | None = None) -> Stream:
+        self.calls.append(key.id)
+        answer = self.script[key.id]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def failover(script: dict, keys: int = 2, **settings: float) -> Failover:
+    config = Config(api_keys=tuple(f"secret-{n}" for n in range(keys)), **settings)
+    return Failover(config, KeyPool(config.api_keys, seed=0), Client(script))
+
+
+def record() -> RequestRecord:
+    return RequestRecord("rid", "POST", "/generate")
+
+
+def test_a_quota_error_moves_on_to_the_next_key_and_cools_the_first() -> None:
+    """k1 429: the client gets k2's answer; k1 is out for its 30 s."""
+    proxy = failover({"k1": QUOTA, "k2": Stream([EVENT])})
+    rec = record()
+    body = json.loads(b"".join(proxy.stream("m", b"{}", rec)))
+    assert body[-1]["content"] == "all of it" and body[-1]["is_complete"]
+    assert (rec.keys_tried, rec.outcome) == (["k1", "k2"], "complete")
+    assert proxy.pool.state(proxy.pool.keys[0]) == "cooling"
+
+
+def test_a_clients_error_is_answered_at_once_without_trying_another_key() -> None:
+    """A 400 about the body: one call, Gemini's error raised, no key penalised."""
+    proxy = failover({"k1": BAD_BODY, "k2": Stream([EVENT])})
+    with pytest.raises(UpstreamError) as caught:
+        next(proxy.stream("m", b"{}", record()))
+    assert caught.value is BAD_BODY and caught.value.retry_after is None
+    assert proxy.client.calls == ["k1"]
+    assert proxy.pool.counts()["available"] == 2
+
+
+def test_after_keepalive_spaces_a_final_failure_still_ends_as_valid_json() -> None:
+    """Spaces already sent commit the 200: the error then comes as the array's only element."""
+    cut = UpstreamUnreachable("cut")
+    proxy = failover({"k1": Stream([None, cut]), "k2": Stream([None, cut])})
+    rec = record()
+    raw = b"".join(proxy.stream("m", b"{}", rec))
+    assert raw.startswith(b"  [")
+    (element,) = json.loads(raw)
+    assert element["error"]["code"] == 502 and element["chunk_number"] == 1
+    assert (rec.attempts, rec.outcome) == (2, "upstream_error")
+
+
+def test_after_keepalive_spaces_the_next_key_still_serves_a_clean_answer() -> None:
+    """Spaces are not text: a stream cut before its first chunk is still retried."""
+    proxy = failover({"k1": Stream([None, UpstreamUnreachable("cut")]), "k2": Stream([EVENT])})
+    raw = b"".join(proxy.stream("m", b"{}", record()))
+    assert raw.startswith(b" [") and json.loads(raw)[-1]["is_complete"]
+
+
+def test_a_client_leaving_closes_the_upstream_and_spares_the_key() -> None:
+    """Closing the body mid-stream: client_closed, upstream closed, key still available."""
+    stream = Stream([None, None, EVENT])
+    proxy = failover({"k1": stream, "k2": stream})
+    rec = record()
+    pieces = proxy.stream("m", b"{}", rec)
+    assert next(pieces) == b" "
+    pieces.close()
+    assert stream.closed and rec.outcome == "client_closed"
+    assert proxy.pool.counts()["available"] == 2
+
+
+def test_a_probe_that_ends_without_a_verdict_is_lent_out_again() -> None:
+    """A disabled key on probation whose call dies of something else goes back to probation."""
+    proxy = failover({"k1": RuntimeError("bug")}, keys=1)
+    key = proxy.pool.keys[0]
+    proxy.pool.penalise(key, Verdict("invalid_key", 0.001))
+    time.sleep(0.01)
+    with pytest.raises(RuntimeError):
+        next(proxy.stream("m", b"{}", record()))
+    assert proxy.pool.acquire() is key
+
+
+@pytest.mark.parametrize(
+    ("verdict", "status"),
+    [(Verdict("quota", 30.0), 429), (Verdict("upstream_error", 2.0), 503)],
+)
+def test_no_usable_key_is_answered_without_a_call(verdict: Verdict, status: int) -> None:
+    """Every key out: 429 or 503 at once, with the seconds until the first is back."""
+    proxy = failover({})
+    for key in proxy.pool.keys:
+        proxy.pool.penalise(key, verdict)
+    rec = record()
+    with pytest.raises(UpstreamError) as caught:
+        next(proxy.stream("m", b"{}", rec))
+    assert caught.value.status == status and 0 < caught.value.retry_after <= verdict.cooldown
+    assert proxy.client.calls == [] and rec.attempts == 0 and rec.outcome is None
+
+
+def test_a_deadline_already_past_tries_nothing_and_says_so() -> None:
+    """FAILOVER_DEADLINE passed (a slow upload) with keys free: 504, no call."""
+    proxy = failover({"k1": Stream([EVENT])}, failover_deadline=1.0)
+    rec = record()
+    rec.started -= 2
+    with pytest.raises(UpstreamError) as caught:
+        next(proxy.stream("m", b"{}", rec))
+    assert (
+        caught.value.status == 504 and "FAILOVER_DEADLINE" in caught.value.body["error"]["message"]
+    )
+    assert proxy.client.calls == []
+
+
+def test_a_refused_key_is_not_what_the_client_hears_when_a_quota_error_was_met() -> None:
+    """k1 429 then k2 invalid: the client gets the 429 (it can retry), not the 500."""
+    invalid = UpstreamError(
+        500, error_body(500, "key k2 refused"), "400", Verdict("invalid_key", None)
+    )
+    proxy = failover({"k1": QUOTA, "k2": invalid})
+    with pytest.raises(UpstreamError) as caught:
+        next(proxy.stream("m", b"{}", record()))
+    assert caught.value.status == 429 and caught.value.retry_after is not None
