@@ -6,6 +6,7 @@ Values can be overridden on the command line (`-b`, `-w`, ...) as gunicorn does,
 number of streams per worker: set WORKER_CONNECTIONS, which the app's connection pool follows too.
 """
 
+import json
 import logging
 import os
 import re
@@ -152,3 +153,38 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess  # in the hook: the master needs it only here
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# -- gunicorn's own error answers ------------------------------------------------------------
+# For a request it cannot parse (bad request line, header or chunking) gunicorn answers before
+# the app runs, with an HTML page quoting what was sent: a request line with ?password=, a key.
+# The workers answer these as the app does instead: JSON in Gemini's shape, quoting nothing.
+# Its log line keeps the detail, scrubbed by RedactSecrets.
+GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    414: "INVALID_ARGUMENT",
+    417: "FAILED_PRECONDITION",
+    431: "INVALID_ARGUMENT",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """Stand-in for gunicorn.util.write_error: the error as JSON, without echoing the request."""
+    status = GOOGLE_STATUS.get(status_int, "UNKNOWN")
+    message = f"{reason}: the request is not valid HTTP; see the proxy's log"
+    body = json.dumps({"error": {"code": status_int, "status": status, "message": message}})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall((head + body).encode("latin-1"))
+
+
+def post_worker_init(worker):
+    """Install write_json_error in the worker, where gunicorn's request handling runs."""
+    from gunicorn import util  # gunicorn's own module: safe in the worker, after its patching
+
+    util.write_error = write_json_error

@@ -314,6 +314,28 @@ def test_a_malformed_chunked_body_is_400_not_500(proxy: ProxyServer, sim: str) -
     assert upstream_calls(sim) == []
 
 
+KEY_SHAPED = "AIza" + "q" * 35
+
+
+@pytest.mark.parametrize(
+    ("request_text", "code"),
+    [
+        (f"POST /generate?password={PASSWORD}&key={KEY_SHAPED}&a=b\tc HTTP/1.1\r\n\r\n", 400),
+        (f"GET /health HTTP/1.1\r\nHost: x\r\nBad Name{KEY_SHAPED}: v\r\n\r\n", 400),
+        (f"GET /{KEY_SHAPED} HTTP/1.1\r\nHost: x\r\nContent-Length: {PASSWORD}\r\n\r\n", 400),
+    ],
+    ids=["request-line", "header-name", "content-length"],
+)
+def test_http_gunicorn_cannot_parse_gets_a_json_error_that_echoes_nothing(
+    proxy: ProxyServer, request_text: str, code: int
+) -> None:
+    """gunicorn's own 4xx answers are JSON too, and never quote the password or a key back."""
+    status, body = raw_exchange(proxy, request_text.encode())
+    assert status == code
+    assert json.loads(body)["error"]["code"] == code
+    assert PASSWORD.encode() not in body and KEY_SHAPED.encode() not in body
+
+
 @pytest.mark.parametrize(
     ("method", "path", "code"),
     [
