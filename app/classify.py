@@ -17,18 +17,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 Kind = Literal["quota", "daily_quota", "invalid_key", "forbidden", "upstream_error", "client_error"]
-KINDS: tuple[Kind, ...] = (
-    "quota",
-    "daily_quota",
-    "invalid_key",
-    "forbidden",
-    "upstream_error",
-    "client_error",
-)
+KINDS: tuple[Kind, ...] = get_args(Kind)
 # The kinds that take a key out of rotation for KEY_DISABLE_SECONDS rather than a timed cooldown.
 DISABLING: frozenset[Kind] = frozenset({"invalid_key", "forbidden"})
 
@@ -36,6 +29,20 @@ ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 INVALID_KEY_REASON = "API_KEY_INVALID"
+# 403 reasons that are about the key or its project. Gemini also answers 403 PERMISSION_DENIED for
+# the request itself (a file or cached content of another project): that one is the client's.
+KEY_REFUSED_REASONS = frozenset(
+    {
+        "CONSUMER_SUSPENDED",
+        "SERVICE_DISABLED",
+        "API_KEY_SERVICE_BLOCKED",
+        "API_KEY_HTTP_REFERRER_BLOCKED",
+        "API_KEY_IP_ADDRESS_BLOCKED",
+        "API_KEY_ANDROID_APP_BLOCKED",
+        "API_KEY_IOS_APP_BLOCKED",
+        "BILLING_DISABLED",
+    }
+)
 PER_DAY = "PerDay"
 
 # A 429 without RetryInfo or Retry-After: Gemini's per-minute windows reset within a minute.
@@ -89,9 +96,10 @@ def classify(
         if hint is None:
             hint = _retry_after_seconds(retry_after, now or datetime.now(UTC))
         return Verdict("quota", DEFAULT_QUOTA_COOLDOWN if hint is None else _bounded(hint))
-    if INVALID_KEY_REASON in _reasons(details) or status == 401:
+    reasons = _reasons(details)
+    if INVALID_KEY_REASON in reasons or status == 401:
         return Verdict("invalid_key", None)
-    if status == 403:
+    if status == 403 and reasons & KEY_REFUSED_REASONS:
         return Verdict("forbidden", None)
     if status >= 500:
         return UPSTREAM_FAULT

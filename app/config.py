@@ -27,6 +27,8 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_KEY_DISABLE_SECONDS = 3600.0
 # Below the idle limits of common load balancers and CDNs (60 s and up), well above a chunk's gap.
 DEFAULT_KEEPALIVE_SECONDS = 15.0
+# Spaces more often than this would be traffic, not a keep-alive.
+MIN_KEEPALIVE_SECONDS = 0.1
 # Twice the default upstream timeout: one attempt may time out and another still have its turn.
 DEFAULT_FAILOVER_DEADLINE = 600.0
 
@@ -74,6 +76,8 @@ class Config:
             raise ConfigError("api_password", "must not be empty")
         if not self.api_base.startswith(("http://", "https://")):
             raise ConfigError("GEMINI_API_BASE", "must be an http:// or https:// URL")
+        if self.keepalive_seconds < MIN_KEEPALIVE_SECONDS:
+            raise ConfigError("KEEPALIVE_SECONDS", f"at least {MIN_KEEPALIVE_SECONDS} seconds")
 
     @property
     def attempts_per_request(self) -> int:

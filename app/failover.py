@@ -2,9 +2,11 @@
 
 Usage::
 
-    failover = Failover(config, KeyPool(config.api_keys), client)
+    failover = Failover(config, KeyPool(config.api_keys, config.key_disable_seconds), client)
     pieces = failover.stream(model, body, record)
     first = next(pieces)  # raises UpstreamError if no attempt got as far as a byte for the client
+    ...
+    pieces.close()  # once the response is sent: releases the upstream connection
 
 Before the first chunk reaches the client a failed attempt costs nothing visible, so the next key
 is tried (up to MAX_ATTEMPTS and FAILOVER_DEADLINE). After it, text has gone out and a retry would
@@ -17,6 +19,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import gevent
+
 from . import metrics
 from .chunker import Chunker
 from .classify import DISABLING
@@ -24,8 +28,8 @@ from .config import Config
 from .errors import error_body
 from .keys import Key, KeyPool, Shortage
 from .logs import CLIENT_CLOSED, LOGGER, RequestRecord
-from .relay import CLOSE, OPEN, error_element, outcome_of, relay
-from .upstream import GeminiClient, UpstreamError, UpstreamStream
+from .relay import KEEPALIVE, end_with_error, outcome_of, relay
+from .upstream import GeminiClient, UpstreamError, UpstreamStream, refused_key
 
 # The answer when no key is usable, by why: Gemini's quota, Gemini's errors, refused keys.
 SHORTAGE_STATUS: dict[Shortage, int] = {"quota": 429, "upstream_error": 503, "disabled": 500}
@@ -43,86 +47,55 @@ NO_CALL = "none"
 
 @dataclass(frozen=True)
 class Failover:
-    """The worker's settings, key pool and Gemini client, and the attempt loop over them."""
+    """The worker's settings, key pool and Gemini client, shared by all its requests."""
 
     config: Config
     pool: KeyPool
     client: GeminiClient
 
-    def stream(self, model: str, body: bytes, record: RequestRecord) -> Iterator[bytes]:
+    def stream(self, model: str, body: bytes, record: RequestRecord) -> Generation:
         """The client's body pieces for one generation, trying keys until one streams."""
-        config, sent = self.config, False
-        failures: list[UpstreamError] = []
-        chunker = Chunker(config.chunk_token)
-        try:
-            while record.attempts < config.attempts_per_request:
-                remaining = record.started + config.failover_deadline - time.perf_counter()
-                key = self.pool.acquire(exclude=record.keys_tried) if remaining > 0 else None
-                if key is None:
-                    break
-                record.keys_tried.append(key.id)
-                chunker = Chunker(config.chunk_token)
-                try:
-                    upstream = self._open(model, body, key, remaining)
-                except UpstreamError as failure:
-                    if not self._failed(key, failure, failures, record):
-                        break
-                    continue
-                try:
-                    for piece in relay(upstream.iter_bytes(), chunker, record, config.api_keys):
-                        sent = True
-                        yield piece
-                    record.end()  # the last byte is out; reading the tail is not its time
-                    return
-                except UpstreamError as failure:
-                    if not self._failed(key, failure, failures, record):
-                        break
-                finally:
-                    upstream.close(reuse=chunker.done)
-            final = self._final(failures)
-            if sent:
-                yield OPEN + error_element(final, chunker, record, config.api_keys) + CLOSE
-                return
-            if final.verdict.retryable and final.upstream_status != NO_CALL:
-                record.outcome = outcome_of(final)
-            raise final
-        except GeneratorExit:
-            record.outcome, record.error = "client_closed", CLIENT_CLOSED
-            raise
-        finally:
-            record.chunks = chunker.chunks_sent
-            record.prompt_tokens = chunker.prompt_tokens
-            record.total_tokens = chunker.total_tokens
-            metrics.UPSTREAM_ATTEMPTS.observe(record.attempts)
-            metrics.publish_keys(self.pool)
+        return Generation(self, model, body, record)
 
-    def _open(self, model: str, body: bytes, key: Key, remaining: float) -> UpstreamStream:
-        try:
-            upstream = self.client.open_stream(model, body, key, wait=remaining)
-        except UpstreamError as failure:
-            metrics.UPSTREAM_REQUESTS.labels(key=key.id, status=failure.upstream_status).inc()
-            raise
-        except BaseException:
-            # No verdict on the key (a bug, or the worker stopping): a probe may be lent again.
+    def call(self, model: str, body: bytes, key: Key, remaining: float) -> gevent.Greenlet:
+        """Start the call with `key` in a greenlet of its own; the caller keeps the client alive."""
+
+        def call() -> UpstreamStream | Exception:
+            # Returned, not raised: gevent prints a greenlet's exception to stderr, past the
+            # logging filter that removes keys from what Gemini said.
+            try:
+                return self.client.open_stream(model, body, key, wait=remaining)
+            except Exception as failure:  # noqa: BLE001 - handed to answer(), which raises it
+                return failure
+
+        return gevent.spawn(call)
+
+    def answer(self, opener: gevent.Greenlet, key: Key) -> UpstreamStream:
+        """The finished call's stream, counted; or its UpstreamError, counted and raised."""
+        result = opener.get()
+        if isinstance(result, UpstreamError):
+            metrics.UPSTREAM_REQUESTS.labels(key=key.id, status=result.upstream_status).inc()
+            raise result
+        if isinstance(result, Exception):
             self.pool.release(key)
-            raise
+            raise result
         metrics.UPSTREAM_REQUESTS.labels(key=key.id, status=OPENED).inc()
         self.pool.succeeded(key)
-        return upstream
+        return result
 
-    def _failed(
-        self,
-        key: Key,
-        failure: UpstreamError,
-        failures: list[UpstreamError],
-        record: RequestRecord,
-    ) -> bool:
-        """Note a failed attempt and act on its key; return whether another key may be tried."""
-        failures.append(failure)
+    def abandon(self, opener: gevent.Greenlet, key: Key) -> None:
+        """Stop a call nobody waits for; no verdict on its key, so a probe may be lent again."""
+        opener.kill()
+        if isinstance(opener.value, UpstreamStream):
+            opener.value.close()
+        self.pool.release(key)
+
+    def failed(self, key: Key, failure: UpstreamError, record: RequestRecord) -> UpstreamError:
+        """Act on the failed attempt's key; return the failure as the client would see it."""
         verdict = failure.verdict
         seconds = self.pool.penalise(key, verdict)
         if not verdict.retryable:
-            return False
+            return failure
         metrics.KEY_COOLDOWNS.labels(key=key.id, reason=verdict.kind).inc()
         log = LOGGER.warning if verdict.kind in DISABLING else LOGGER.info
         log(
@@ -134,9 +107,10 @@ class Failover:
                 "seconds": round(seconds, 3),
             },
         )
-        return True
+        refused = verdict.kind in DISABLING and failure.status != 500
+        return refused_key(failure, key) if refused else failure
 
-    def _final(self, failures: list[UpstreamError]) -> UpstreamError:
+    def final(self, failures: list[UpstreamError]) -> UpstreamError:
         """The error the client gets once no further attempt will be made."""
         if not failures and self.pool.counts()["available"]:
             # Keys were free, but the request's time was up before one could be tried.
@@ -154,3 +128,94 @@ class Failover:
         if final.verdict.retryable and not self.pool.counts()["available"]:
             final.retry_after = wait
         return final
+
+
+class Generation:
+    """One request's body as an iterator of pieces; close() it once the response is sent.
+
+    The upstream of a complete answer is released by close(), after the response's last byte
+    went out, so reading its tail for connection reuse never delays the client.
+    """
+
+    def __init__(self, failover: Failover, model: str, body: bytes, record: RequestRecord) -> None:
+        self.failover = failover
+        self.model = model
+        self.body = body
+        self.record = record
+        self.chunker = Chunker(failover.config.chunk_token)
+        self._upstream: UpstreamStream | None = None
+        self._pieces = self._run()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        """End the generation (the client may have left) and release the upstream."""
+        self._pieces.close()
+        if self._upstream is not None:
+            self._upstream.close(reuse=self.chunker.done)
+            self._upstream = None
+
+    def _run(self) -> Iterator[bytes]:
+        failover, record = self.failover, self.record
+        config, keepalive = failover.config, failover.config.keepalive_seconds
+        sent = False  # any byte, a keep-alive space included, went to the client
+        failures: list[UpstreamError] = []
+        try:
+            while record.attempts < config.attempts_per_request:
+                remaining = record.started + config.failover_deadline - time.perf_counter()
+                key = failover.pool.acquire(exclude=record.keys_tried) if remaining > 0 else None
+                if key is None:
+                    break
+                record.keys_tried.append(key.id)
+                self.chunker = Chunker(config.chunk_token)
+                opener = failover.call(self.model, self.body, key, remaining)
+                try:
+                    while not opener.ready():
+                        opener.join(keepalive)
+                        if not opener.ready():
+                            sent = True
+                            yield KEEPALIVE
+                except BaseException:  # the client left, or the worker is stopping
+                    failover.abandon(opener, key)
+                    raise
+                try:
+                    self._upstream = failover.answer(opener, key)
+                    pieces = relay(
+                        self._upstream.iter_bytes(),
+                        self.chunker,
+                        record,
+                        config.api_keys,
+                        keepalive,
+                        on_failure=lambda failure, key=key: failover.failed(key, failure, record),
+                    )
+                    for piece in pieces:
+                        sent = True
+                        yield piece
+                    return
+                except UpstreamError as failure:
+                    failures.append(failover.failed(key, failure, record))
+                    if self._upstream is not None:
+                        self._upstream.close()
+                        self._upstream = None
+                    if not failure.verdict.retryable:
+                        break
+            final = failover.final(failures)
+            if sent:
+                yield end_with_error(final, self.chunker, record, config.api_keys, opened=False)
+                return
+            if final.verdict.retryable and final.upstream_status != NO_CALL:
+                record.outcome = outcome_of(final)
+            raise final
+        except GeneratorExit:
+            record.outcome, record.error = "client_closed", CLIENT_CLOSED
+            raise
+        finally:
+            record.chunks = self.chunker.chunks_sent
+            record.prompt_tokens = self.chunker.prompt_tokens
+            record.total_tokens = self.chunker.total_tokens
+            metrics.UPSTREAM_ATTEMPTS.observe(record.attempts)
+            metrics.publish_keys(failover.pool)

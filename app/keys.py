@@ -20,7 +20,7 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .classify import DISABLING, Kind, Verdict
+from .classify import DISABLING, UPSTREAM_ERROR_COOLDOWN, Kind, Verdict
 
 State = Literal["available", "cooling", "disabled"]
 STATES: tuple[State, ...] = ("available", "cooling", "disabled")
@@ -28,6 +28,8 @@ STATES: tuple[State, ...] = ("available", "cooling", "disabled")
 # errors, or keys Gemini refuses.
 Shortage = Literal["quota", "upstream_error", "disabled"]
 QUOTA_KINDS: frozenset[Kind] = frozenset({"quota", "daily_quota"})
+# A key lent to a probe has its answer within moments; others are told to come back that soon.
+PROBE_WAIT = UPSTREAM_ERROR_COOLDOWN
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class KeyPool:
     def __init__(
         self,
         secrets: Sequence[str],
-        disable_seconds: float = 3600.0,
+        disable_seconds: float,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -94,12 +96,20 @@ class KeyPool:
         self._health[key.id].probing = False
 
     def penalise(self, key: Key, verdict: Verdict) -> float:
-        """Take `key` out of rotation as `verdict` says; return for how many seconds."""
+        """Take `key` out of rotation as `verdict` says; return for how many seconds.
+
+        A longer penalty already in force stands: a brief fault seen by another request must
+        not bring back a key that is out for the day or refused.
+        """
         if not verdict.retryable:
             self.release(key)
             return 0.0
+        now = self._clock()
         seconds = self.disable_seconds if verdict.cooldown is None else verdict.cooldown
-        self._health[key.id] = _Health(self._clock() + seconds, verdict.kind, seconds)
+        current = self._health[key.id]
+        if current.until > now + seconds:
+            return current.until - now
+        self._health[key.id] = _Health(now + seconds, verdict.kind, seconds)
         return seconds
 
     def state(self, key: Key) -> State:
@@ -118,7 +128,7 @@ class KeyPool:
         """Why no key is usable, and the seconds until the first one is again."""
         now = self._clock()
         waits = [
-            max(health.until - now, 0.0) if not health.probing else health.seconds
+            max(health.until - now, 0.0) if not health.probing else PROBE_WAIT
             for health in self._health.values()
         ]
         kinds = {health.kind for health in self._health.values()}

@@ -13,6 +13,7 @@ decides at import whether values live in per-process files or in memory.
 from __future__ import annotations
 
 import os
+import weakref
 
 import gevent
 from prometheus_client import (
@@ -102,12 +103,15 @@ def watch_keys(pool: KeyPool) -> gevent.Greenlet:
     """Republish the key gauges every KEY_REFRESH_SECONDS in a background greenlet.
 
     A cooldown ends with the passing of time, not with an event: without this, an idle
-    worker's gauge would show a key as unavailable long after it is usable again.
+    worker's gauge would show a key as unavailable long after it is usable again. The greenlet
+    holds the pool weakly and ends once the pool (its app) is gone.
     """
+    pool_ref = weakref.ref(pool)
 
     def refresh() -> None:
-        while True:
-            publish_keys(pool)
+        while (current := pool_ref()) is not None:
+            publish_keys(current)
+            del current
             gevent.sleep(KEY_REFRESH_SECONDS)
 
     return gevent.spawn(refresh)

@@ -13,14 +13,15 @@ ends the array with one error element, so the body is always valid JSON.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .chunker import Chunker
 from .classify import classify
 from .errors import error_body
 from .logs import LOGGER, Outcome, RequestRecord
-from .redact import redact
+from .redact import redact_json
 from .sse import iter_events
 from .upstream import UpstreamError
 
@@ -28,11 +29,17 @@ OPEN, SEPARATOR, CLOSE = b"[", b",", b"]"
 # JSON whitespace, valid anywhere between the array's tokens: bytes on an idle connection.
 KEEPALIVE = b" "
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
-INCOMPLETE_LABEL = "incomplete"
 MALFORMED = "Gemini sent a malformed stream event"
 INTERNAL = "the proxy failed while relaying the stream; see its log"
 # An error event's own code is trusted as an HTTP status only inside the error range.
 ERROR_CODES = range(400, 600)
+
+
+class StreamIncomplete(UpstreamError):
+    """Gemini's stream ended without a finishReason."""
+
+    def __init__(self) -> None:
+        super().__init__(502, error_body(502, INCOMPLETE), "incomplete")
 
 
 def relay(
@@ -40,22 +47,26 @@ def relay(
     chunker: Chunker,
     record: RequestRecord,
     secrets: Sequence[str] = (),
+    keepalive: float | None = None,
+    on_failure: Callable[[UpstreamError], None] | None = None,
 ) -> Iterator[bytes]:
     """Yield the pieces of the client's body; raise UpstreamError only before the first chunk.
 
-    A None among `byte_chunks` (a silence upstream) becomes a KEEPALIVE piece.
+    A None among `byte_chunks` (a silence upstream) becomes a KEEPALIVE piece, and so does an
+    event that adds nothing for the client (a thought, tokens short of a chunk) once the client
+    has had no byte for `keepalive` seconds. A failure after the first chunk is passed to
+    `on_failure`, then written as the array's error element.
     """
     opened = False
+    last_write = time.monotonic()
     try:
         for event in _events(byte_chunks):
-            if event is None:
-                yield KEEPALIVE
-                continue
-            try:
-                chunk = chunker.feed(event)
-            except (TypeError, AttributeError, KeyError, IndexError, ValueError):
-                raise _malformed() from None
+            chunk = None if event is None else _feed(chunker, event)
             if chunk is None:
+                idle = keepalive is not None and time.monotonic() - last_write >= keepalive
+                if event is None or idle:
+                    last_write = time.monotonic()
+                    yield KEEPALIVE
                 continue
             piece = (SEPARATOR if opened else OPEN) + encode(chunk)
             if not opened:
@@ -65,8 +76,9 @@ def relay(
                 record.outcome = "complete"
                 yield piece + CLOSE
                 return
+            last_write = time.monotonic()
             yield piece
-        raise UpstreamError(502, error_body(502, INCOMPLETE), INCOMPLETE_LABEL)
+        raise StreamIncomplete()
     except Exception as failure:
         if not opened:
             raise
@@ -75,15 +87,24 @@ def relay(
             # and the array still closed so the body stays valid JSON.
             LOGGER.exception("stream failed", extra={"request_id": record.request_id})
             failure = UpstreamError(500, error_body(500, INTERNAL), "internal")
-        yield SEPARATOR + error_element(failure, chunker, record, secrets) + CLOSE
+        elif on_failure is not None:
+            on_failure(failure)
+        yield end_with_error(failure, chunker, record, secrets, opened=True)
 
 
-def error_element(
-    failure: UpstreamError, chunker: Chunker, record: RequestRecord, secrets: Sequence[str]
+def end_with_error(
+    failure: UpstreamError,
+    chunker: Chunker,
+    record: RequestRecord,
+    secrets: Sequence[str],
+    opened: bool,
 ) -> bytes:
-    """The array's last element for a stream that failed after its status was sent."""
+    """Note the failure on `record`; return the bytes that end the array with its error element.
+
+    `opened` says whether `[` has gone out already (it has not when only keep-alives did).
+    """
     error = failure.body["error"]
-    record.error = error.get("status", "UNKNOWN")
+    record.error = str(error.get("status", "UNKNOWN"))
     record.outcome = outcome_of(failure)
     element = {
         "error": {
@@ -95,22 +116,17 @@ def error_element(
         "chunk_number": chunker.chunks_sent + 1,
     }
     # Gemini quotes the key in some messages ("Consumer 'api_key:...' suspended").
-    return redact(encode_text(element), secrets).encode()
+    return (SEPARATOR if opened else OPEN) + encode(redact_json(element, secrets)) + CLOSE
 
 
 def outcome_of(failure: UpstreamError) -> Outcome:
     """A failed stream's outcome: incomplete when it just ended early, else upstream_error."""
-    return "incomplete" if failure.upstream_status == INCOMPLETE_LABEL else "upstream_error"
+    return "incomplete" if isinstance(failure, StreamIncomplete) else "upstream_error"
 
 
 def encode(element: dict[str, Any]) -> bytes:
     """One array element as compact UTF-8 JSON."""
-    return encode_text(element).encode()
-
-
-def encode_text(element: dict[str, Any]) -> str:
-    """One array element as compact JSON text."""
-    return json.dumps(element, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(element, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _reject_constant(name: str) -> Any:
@@ -143,6 +159,13 @@ def _error_event(event: dict[str, Any]) -> UpstreamError:
     code = event["error"].get("code")
     status = code if type(code) is int and code in ERROR_CODES else 502
     return UpstreamError(status, event, "error_event", classify(status, event))
+
+
+def _feed(chunker: Chunker, event: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return chunker.feed(event)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+        raise _malformed() from None
 
 
 def _malformed() -> UpstreamError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -20,9 +19,9 @@ from . import metrics
 from .auth import password_matches
 from .config import MODEL_NAME
 from .errors import ApiError, error_body
-from .failover import Failover
+from .failover import Failover, Generation
 from .logs import LOGGER, RequestRecord, log_request, request_id_from
-from .redact import redact
+from .redact import redact_json
 from .schemas import validate_generate_request
 from .upstream import UpstreamError
 
@@ -91,16 +90,19 @@ def generate() -> Response:
 
     record.model = model
     pieces = proxy.stream(model, raw, record)
-    first = next(pieces)  # failures up to here still get their own HTTP status
+    try:
+        first = next(pieces)  # failures up to here still get their own HTTP status
+    except BaseException:
+        pieces.close()
+        raise
     response = Response(itertools.chain([first], pieces), mimetype=JSON)
     response.headers.update(STREAM_HEADERS)
-    # The generator's own cleanup (closing the upstream) would run only if it were iterated to
-    # the end; the client may leave before that, so it is closed when the response is.
+    # Closed when the response is, whatever happened: a client that left mid-stream included.
     response.call_on_close(partial(_close_stream, pieces, record))
     return response
 
 
-def _close_stream(pieces: Iterator[bytes], record: RequestRecord) -> None:
+def _close_stream(pieces: Generation, record: RequestRecord) -> None:
     record.end()  # before the upstream's tail is read: the client already has its last byte
     pieces.close()
 
@@ -195,5 +197,5 @@ def _json_error(code: int, body: dict[str, Any]) -> Response:
     record = g.get("record")
     if record is not None:
         record.error = body["error"].get("status", "UNKNOWN")
-    text = redact(json.dumps(body, ensure_ascii=False), _proxy().config.api_keys)
+    text = json.dumps(redact_json(body, _proxy().config.api_keys), ensure_ascii=False)
     return Response(text, status=code, mimetype=JSON)

@@ -36,14 +36,14 @@ BROKE_OFF = "the Gemini stream broke off"
 # either bound the connection is dropped instead.
 DRAIN_TIMEOUT = 1.0
 DRAIN_BUDGET = 64 * 1024
-# One read is handed over at a time: the reader stays a read ahead of the client, no more, so a
-# slow client still slows the reads from Gemini instead of filling memory.
+# The reader hands over one read at a time: at most one read waits in the queue and one more in
+# the reader's hands, so a slow client still slows the reads from Gemini instead of filling memory.
 READ_AHEAD = 1
 _END = object()
 
 
 class UpstreamError(Exception):
-    """A call to Gemini that failed before its stream could be relayed."""
+    """A failed call to Gemini: refused, unreachable, or its stream broken or carrying an error."""
 
     def __init__(
         self,
@@ -55,7 +55,8 @@ class UpstreamError(Exception):
         super().__init__(body["error"].get("message", ""))
         self.status = status
         self.body = body
-        # The label for the upstream metric: Gemini's HTTP status, or "timeout" / "unreachable".
+        # What failed, in a word: Gemini's HTTP status or "timeout" / "unreachable" (the labels of
+        # the upstream metric, for calls that got no stream), or how a stream failed.
         self.upstream_status = upstream_status
         # What the failure says about the key that was used (see app.classify).
         self.verdict = verdict
@@ -157,7 +158,7 @@ class UpstreamStream:
         self.timeout = timeout
         self.keepalive = keepalive
         self._wait = timeout if first_wait is None else first_wait
-        self._ended = False
+        self._ended = self._closed = False
         self._queue: Queue = Queue(maxsize=READ_AHEAD)
         self._reader = gevent.spawn(self._pump)
 
@@ -184,11 +185,16 @@ class UpstreamStream:
         connection goes back to the pool instead of costing the next request a TCP and TLS
         handshake. A tail that is longer or slower gets the connection dropped.
         """
-        if reuse and not self._ended:
-            self._drain()
-        # Killing a reader blocked mid-read makes urllib3 drop that connection, not pool it.
-        self._reader.kill()
-        self.response.close()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if reuse and not self._ended:
+                self._drain()
+        finally:
+            # Killing a reader blocked mid-read makes urllib3 drop that connection, not pool it.
+            self._reader.kill()
+            self.response.close()
 
     def _drain(self) -> None:
         read = 0
@@ -261,14 +267,17 @@ def _http_error(response: requests.Response, key: Key) -> UpstreamError:
         response.close()
     body = parse_gemini_error(response.status_code, raw)
     verdict = classify(response.status_code, body, response.headers.get("Retry-After"))
-    if verdict.kind in DISABLING:
-        # A refused key is the operator's fault, not the client's: reported as the proxy's own.
-        reason = body["error"].get("status") or STATUS_NAMES.get(response.status_code, "UNKNOWN")
-        message = f"Gemini refused the proxy's API key {key.id} ({verdict.kind}, {reason})"
-        return UpstreamError(
-            500,
-            error_body(500, message, key=key.id, upstream=body["error"]),
-            str(response.status_code),
-            verdict,
-        )
-    return UpstreamError(response.status_code, body, str(response.status_code), verdict)
+    error = UpstreamError(response.status_code, body, str(response.status_code), verdict)
+    return refused_key(error, key) if verdict.kind in DISABLING else error
+
+
+def refused_key(error: UpstreamError, key: Key) -> UpstreamError:
+    """Gemini refusing the proxy's key, restated as the proxy's own 500 naming the key by id.
+
+    A refused key is the operator's fault, not the client's.
+    """
+    gemini = error.body["error"]
+    reason = gemini.get("status") or STATUS_NAMES.get(error.status, "UNKNOWN")
+    message = f"Gemini refused the proxy's API key {key.id} ({error.verdict.kind}, {reason})"
+    body = error_body(500, message, key=key.id, upstream=gemini)
+    return UpstreamError(500, body, error.upstream_status, error.verdict)

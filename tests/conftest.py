@@ -69,3 +69,6 @@ def start_proxy(simulator_url: str) -> Iterator:
     yield start
     for server in started:
         server.stop()
+        output = server.output()
+        # Every proxy a test started, whatever it was made to do: no secret in anything it wrote.
+        assert not any(secret in output for secret in (*KEYS, PASSWORD)), "a secret was logged"

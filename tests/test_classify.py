@@ -62,7 +62,8 @@ FORBIDDEN = Verdict("forbidden", None)
         (400, error(400, "INVALID_ARGUMENT", reason("API_KEY_INVALID")), None, INVALID),
         (401, error(401, "UNAUTHENTICATED"), None, INVALID),
         (403, error(403, "PERMISSION_DENIED", reason("CONSUMER_SUSPENDED")), None, FORBIDDEN),
-        (403, error(403, "PERMISSION_DENIED"), None, FORBIDDEN),
+        (403, error(403, "PERMISSION_DENIED", reason("SERVICE_DISABLED")), None, FORBIDDEN),
+        (403, error(403, "PERMISSION_DENIED"), None, Verdict("client_error")),
         (500, error(500, "INTERNAL"), None, UPSTREAM_FAULT),
         (503, error(503, "UNAVAILABLE"), "120", UPSTREAM_FAULT),
         (504, error(504, "DEADLINE_EXCEEDED"), None, UPSTREAM_FAULT),
@@ -74,8 +75,8 @@ FORBIDDEN = Verdict("forbidden", None)
         "quota-retryinfo", "retryinfo-beats-header", "retry-after-seconds", "retry-after-date",
         "quota-default-60s", "garbled-header", "zero-delay-floored", "huge-delay-capped",
         "garbled-retryinfo", "per-day-until-pacific-midnight", "invalid-key", "unauthenticated",
-        "suspended", "forbidden", "internal", "unavailable-short-only", "deadline",
-        "bad-request", "unknown-model", "too-large",
+        "suspended", "api-disabled", "403-about-the-request", "internal",
+        "unavailable-short-only", "deadline", "bad-request", "unknown-model", "too-large",
     ],
 )  # fmt: skip
 def test_each_gemini_error_gets_its_verdict(
@@ -121,7 +122,8 @@ def test_an_unknown_kind_is_rejected_at_construction() -> None:
             "issue_continue-8516_400_API_KEY_INVALID_streamGenerateContent_jsonarray.json",
             "invalid_key",
         ),
-        ("issue_openai-gemini-92_403_PERMISSION_DENIED_no_key.json", "forbidden"),
+        # No ErrorInfo naming the key (this one is a call without any key): not the key's fault.
+        ("issue_openai-gemini-92_403_PERMISSION_DENIED_no_key.json", "client_error"),
         ("issue_lobehub-9728_503_UNAVAILABLE_overloaded.json", "upstream_error"),
         ("issue_openai-gemini-15_500_INTERNAL.json", "upstream_error"),
         ("issue_ai.nvim-13_400_INVALID_ARGUMENT_BadRequest.json", "client_error"),

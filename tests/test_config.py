@@ -72,6 +72,7 @@ def test_settings_are_read_from_their_variables() -> None:
         ({"MAX_ATTEMPTS": "1.5"}, "MAX_ATTEMPTS"),
         ({"KEY_DISABLE_SECONDS": "-1"}, "KEY_DISABLE_SECONDS"),
         ({"KEEPALIVE_SECONDS": "0"}, "KEEPALIVE_SECONDS"),
+        ({"KEEPALIVE_SECONDS": "0.01"}, "KEEPALIVE_SECONDS"),
         ({"FAILOVER_DEADLINE": "soon"}, "FAILOVER_DEADLINE"),
     ],
 )

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import gevent
 import pytest
 
 from app.classify import Verdict
@@ -21,8 +22,14 @@ EVENT = (
     b'data: {"candidates":[{"content":{"parts":[{"text":"all of it"}]},"finishReason":"STOP"}],'
     b'"usageMetadata":{"promptTokenCount":1,"totalTokenCount":60}}\r\n\r\n'
 )
-QUOTA = UpstreamError(429, error_body(429, "quota"), "429", Verdict("quota", 30.0))
-BAD_BODY = UpstreamError(400, error_body(400, "bad field"), "400", Verdict("client_error"))
+
+
+def quota() -> UpstreamError:
+    return UpstreamError(429, error_body(429, "quota"), "429", Verdict("quota", 30.0))
+
+
+def bad_body() -> UpstreamError:
+    return UpstreamError(400, error_body(400, "bad field"), "400", Verdict("client_error"))
 
 
 @dataclasses.dataclass
@@ -31,6 +38,7 @@ class Stream:
 
     reads: list[bytes | Exception | None]
     closed: bool = False
+    reused: bool = False
 
     def iter_bytes(self) -> Iterator[bytes | None]:
         for read in self.reads:
@@ -39,7 +47,7 @@ class Stream:
             yield read
 
     def close(self, reuse: bool = False) -> None:
-        self.closed = True
+        self.closed, self.reused = True, reuse
 
 
 @dataclasses.dataclass
@@ -59,7 +67,9 @@ class Client:
 
 def failover(script: dict, keys: int = 2, **settings: float) -> Failover:
     config = Config(api_keys=tuple(f"secret-{n}" for n in range(keys)), **settings)
-    return Failover(config, KeyPool(config.api_keys, seed=0), Client(script))
+    return Failover(
+        config, KeyPool(config.api_keys, config.key_disable_seconds, seed=0), Client(script)
+    )
 
 
 def record() -> RequestRecord:
@@ -68,7 +78,7 @@ def record() -> RequestRecord:
 
 def test_a_quota_error_moves_on_to_the_next_key_and_cools_the_first() -> None:
     """k1 429: the client gets k2's answer; k1 is out for its 30 s."""
-    proxy = failover({"k1": QUOTA, "k2": Stream([EVENT])})
+    proxy = failover({"k1": quota(), "k2": Stream([EVENT])})
     rec = record()
     body = json.loads(b"".join(proxy.stream("m", b"{}", rec)))
     assert body[-1]["content"] == "all of it" and body[-1]["is_complete"]
@@ -78,10 +88,11 @@ def test_a_quota_error_moves_on_to_the_next_key_and_cools_the_first() -> None:
 
 def test_a_clients_error_is_answered_at_once_without_trying_another_key() -> None:
     """A 400 about the body: one call, Gemini's error raised, no key penalised."""
-    proxy = failover({"k1": BAD_BODY, "k2": Stream([EVENT])})
+    refusal = bad_body()
+    proxy = failover({"k1": refusal, "k2": Stream([EVENT])})
     with pytest.raises(UpstreamError) as caught:
         next(proxy.stream("m", b"{}", record()))
-    assert caught.value is BAD_BODY and caught.value.retry_after is None
+    assert caught.value is refusal and caught.value.retry_after is None
     assert proxy.client.calls == ["k1"]
     assert proxy.pool.counts()["available"] == 2
 
@@ -113,7 +124,7 @@ def test_a_client_leaving_closes_the_upstream_and_spares_the_key() -> None:
     pieces = proxy.stream("m", b"{}", rec)
     assert next(pieces) == b" "
     pieces.close()
-    assert stream.closed and rec.outcome == "client_closed"
+    assert stream.closed and not stream.reused and rec.outcome == "client_closed"
     assert proxy.pool.counts()["available"] == 2
 
 
@@ -162,7 +173,50 @@ def test_a_refused_key_is_not_what_the_client_hears_when_a_quota_error_was_met()
     invalid = UpstreamError(
         500, error_body(500, "key k2 refused"), "400", Verdict("invalid_key", None)
     )
-    proxy = failover({"k1": QUOTA, "k2": invalid})
+    proxy = failover({"k1": quota(), "k2": invalid})
     with pytest.raises(UpstreamError) as caught:
         next(proxy.stream("m", b"{}", record()))
     assert caught.value.status == 429 and caught.value.retry_after is not None
+
+
+def test_a_complete_answers_upstream_is_released_for_reuse_only_at_close() -> None:
+    """Its tail is read after the response is sent (close), never while the client waits."""
+    stream = Stream([EVENT])
+    proxy = failover({"k1": stream, "k2": stream})
+    pieces = proxy.stream("m", b"{}", record())
+    assert json.loads(b"".join(pieces))[-1]["is_complete"]
+    assert not stream.closed
+    pieces.close()
+    assert stream.closed and stream.reused
+
+
+def test_keepalives_go_out_while_gemini_has_not_even_answered() -> None:
+    """A call whose headers are slow: spaces meanwhile, then the answer."""
+
+    class SlowClient(Client):
+        def open_stream(self, model: str, body: bytes, key: Key, wait: float | None = None):
+            gevent.sleep(0.35)
+            return super().open_stream(model, body, key, wait)
+
+    config = Config(api_keys=("secret-0",), keepalive_seconds=0.1)
+    proxy = Failover(
+        config, KeyPool(config.api_keys, 60, seed=0), SlowClient({"k1": Stream([EVENT])})
+    )
+    pieces = proxy.stream("m", b"{}", record())
+    raw = b"".join(pieces)
+    pieces.close()
+    assert raw.startswith(b"   [") and json.loads(raw)[-1]["is_complete"]
+
+
+def test_an_error_event_refusing_the_key_is_the_proxys_500_naming_it() -> None:
+    """API_KEY_INVALID inside k1's stream: k1 disabled; alone, the client gets the 500 form."""
+    event = (
+        b'data: {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "bad key",'
+        b' "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",'
+        b' "reason": "API_KEY_INVALID"}]}}\r\n\r\n'
+    )
+    proxy = failover({"k1": Stream([event])}, keys=1)
+    with pytest.raises(UpstreamError) as caught:
+        next(proxy.stream("m", b"{}", record()))
+    assert caught.value.status == 500 and caught.value.body["error"]["key"] == "k1"
+    assert proxy.pool.counts()["disabled"] == 1

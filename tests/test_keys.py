@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from app.classify import UPSTREAM_FAULT, Verdict
-from app.keys import KeyPool
+from app.keys import PROBE_WAIT, KeyPool
 
 SECRETS = ["secret-a", "secret-b", "secret-c"]
 QUOTA_30S = Verdict("quota", 30.0)
@@ -36,7 +36,7 @@ def pool_of(clock: Clock, secrets: list[str] = SECRETS, seed: int = 0) -> KeyPoo
 
 def test_keys_are_named_k1_k2_in_order() -> None:
     """Ids follow the list order and the secret never shows in repr."""
-    pool = KeyPool(SECRETS, seed=0)
+    pool = KeyPool(SECRETS, 3600, seed=0)
     assert [key.id for key in pool.keys] == ["k1", "k2", "k3"]
     assert "secret" not in repr(pool.keys[0])
 
@@ -55,7 +55,7 @@ def test_bad_arguments_are_rejected_at_construction(
 
 def test_rotation_is_round_robin_from_the_seed() -> None:
     """Seed 1 starts at k2 and wraps around."""
-    pool = KeyPool(SECRETS, seed=1)
+    pool = KeyPool(SECRETS, 3600, seed=1)
     assert [pool.acquire().id for _ in range(5)] == ["k2", "k3", "k1", "k2", "k3"]
 
 
@@ -65,18 +65,18 @@ def test_default_seed_is_the_process_id(
 ) -> None:
     """Without a seed the starting key is pid modulo the key count."""
     monkeypatch.setattr(os, "getpid", lambda: pid)
-    assert KeyPool(SECRETS).acquire().id == first
+    assert KeyPool(SECRETS, 3600).acquire().id == first
 
 
 def test_workers_with_consecutive_pids_start_on_different_keys() -> None:
     """Forked workers (pids n, n+1, ...) each start elsewhere, so the first requests spread."""
-    firsts = [KeyPool(SECRETS, seed=pid).acquire().id for pid in range(4000, 4003)]
+    firsts = [KeyPool(SECRETS, 3600, seed=pid).acquire().id for pid in range(4000, 4003)]
     assert sorted(firsts) == ["k1", "k2", "k3"]
 
 
 def test_use_is_even_within_one_across_many_workers() -> None:
     """Any number of requests per worker leaves each key within one use per worker of the rest."""
-    workers = [KeyPool(SECRETS, seed=pid) for pid in (101, 202, 303, 404)]
+    workers = [KeyPool(SECRETS, 3600, seed=pid) for pid in (101, 202, 303, 404)]
     uses = Counter(pool.acquire().id for pool in workers for _ in range(100))
     assert max(uses.values()) - min(uses.values()) <= len(workers)
     assert sum(uses.values()) == 400
@@ -164,3 +164,23 @@ def test_a_shortage_says_why_and_when_the_first_key_is_back(
         pool.penalise(key, verdict)
     assert pool.acquire() is None
     assert pool.shortage() == (why, wait)
+
+
+def test_a_brief_fault_never_shortens_a_longer_penalty(clock: Clock) -> None:
+    """A 2 s Gemini fault seen by another request leaves a daily-quota key out for the day."""
+    pool = pool_of(clock)
+    k1 = pool.keys[0]
+    pool.penalise(k1, Verdict("daily_quota", 20 * 3600.0))
+    assert pool.penalise(k1, UPSTREAM_FAULT) == 20 * 3600.0
+    clock.now += 60
+    assert pool.state(k1) == "cooling"
+
+
+def test_while_a_probe_runs_others_are_told_to_retry_soon_not_in_an_hour(clock: Clock) -> None:
+    """Retry-After during a probe is a few seconds: its answer is moments away."""
+    pool = pool_of(clock, ["only-key"])
+    (key,) = pool.keys
+    pool.penalise(key, INVALID)
+    clock.now += 3600
+    assert pool.acquire() is key
+    assert pool.shortage() == ("disabled", PROBE_WAIT)

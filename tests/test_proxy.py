@@ -364,7 +364,7 @@ def test_gemini_blaming_the_request_passes_through_once_without_retry(
 ) -> None:
     """A 400 about the body or a 404 model: Gemini's status and body, one call, no key penalty."""
     configure(sim, {"default": {"status": code}})
-    counted = upstream_count(proxy, str(code))
+    counted, penalties = upstream_count(proxy, str(code)), cooldowns(proxy)
     request_id = f"gemini-error-{code}"
     error = assert_json_error(generate(proxy, headers={"X-Request-ID": request_id}), code)
     assert error["status"] == status
@@ -373,7 +373,7 @@ def test_gemini_blaming_the_request_passes_through_once_without_retry(
     wait_for(lambda: served_by(proxy, {request_id}))
     (line,) = request_lines(proxy, {request_id})
     assert (line["status"], line["error"], line["attempts"]) == (code, status, 1)
-    assert cooldowns(proxy) == {}, "the key was penalised for the client's error"
+    assert cooldowns(proxy) == penalties, "the key was penalised for the client's error"
 
 
 def test_a_stream_cut_after_a_chunk_ends_with_an_error_element(
@@ -405,7 +405,7 @@ def test_a_client_that_leaves_closes_the_upstream_and_is_logged_as_such(
 ) -> None:
     """Hanging up mid-stream ends the upstream stream; the log line says CLIENT_CLOSED."""
     configure(sim, {"default": {"events": 40, "words_per_event": 60, "delay": 0.1}})
-    closed_before = control(sim, "streams")["closed_early"]
+    closed_before, penalties = control(sim, "streams")["closed_early"], cooldowns(proxy)
     with generate(proxy, stream=True, headers={"X-Request-ID": "leaver"}) as response:
         next(response.iter_content(chunk_size=None))
     wait_for(lambda: control(sim, "streams")["closed_early"] == closed_before + 1)
@@ -413,19 +413,21 @@ def test_a_client_that_leaves_closes_the_upstream_and_is_logged_as_such(
     (line,) = [line for line in proxy.log_lines() if line.get("request_id") == "leaver"]
     assert line["error"] == "CLIENT_CLOSED" and line["status"] == 200
     assert line["outcome"] == "client_closed"
-    assert cooldowns(proxy) == {}, "the key was penalised for the client leaving"
+    assert cooldowns(proxy) == penalties, "the key was penalised for the client leaving"
 
 
 # --- Health, ids, start-up ----------------------------------------------------------------------
 
 
 def test_health_answers_without_password_or_gemini(proxy: ProxyServer, sim: str) -> None:
-    """/health is 200 JSON with the key count and model, calls nothing, and is not logged."""
+    """/health is 200 JSON with the key counts and model, calls nothing, and is not logged."""
     headers = {"X-Request-ID": "health-check"}
     response = requests.get(f"{proxy.url}/health", headers=headers, timeout=REQUEST_TIMEOUT)
     assert response.status_code == 200
-    keys = {"available": 3, "cooling": 0, "disabled": 0}
-    assert response.json() == {"status": "ok", "keys": keys, "model": "gemini-2.5-flash"}
+    health = response.json()
+    assert (health["status"], health["model"]) == ("ok", "gemini-2.5-flash")
+    # Earlier tests' broken streams may have paused a key for 2 s; none is refused.
+    assert sum(health["keys"].values()) == 3 and health["keys"]["disabled"] == 0
     assert upstream_calls(sim) == []
     generate(proxy, headers={"X-Request-ID": "after-health"}).raise_for_status()
     wait_for(lambda: served_by(proxy, {"after-health"}))
