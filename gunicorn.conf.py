@@ -6,10 +6,12 @@ Values can be overridden on the command line (`-b`, `-w`, ...) as gunicorn does,
 number of streams per worker: set WORKER_CONNECTIONS, which the app's connection pool follows too.
 """
 
+import contextlib
 import json
 import logging
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -33,7 +35,7 @@ workers = _env_int("WEB_CONCURRENCY", len(os.sched_getaffinity(0)))
 worker_class = "gevent"
 # The most streams one worker holds at once; the app sizes its upstream connection pool from the
 # same variable, so the two always agree.
-worker_connections = _env_int("WORKER_CONNECTIONS", 1000)
+worker_connections = _env_int("WORKER_CONNECTIONS", 4096)
 # gevent workers heartbeat from their own greenlet, so a long stream never trips this timeout.
 timeout = 30
 # On SIGTERM, streams in flight get this long to finish before workers are killed.
@@ -126,7 +128,15 @@ os.environ.setdefault(
 
 
 def on_starting(server):
-    """Refuse to start on a bad setting; empty the metrics directory of an earlier run."""
+    """Refuse to start on a bad setting; empty the metrics directory of an earlier run; lift the
+    open-file limit, which the workers inherit."""
+    # Each stream holds two sockets (client and Gemini): 4096 streams a worker need some 8200
+    # descriptors, far above the usual soft limit of 1024. The hard limit is the operator's.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        # An unlimited hard limit cannot be a soft one (the kernel caps it): keep the soft then.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     # The settings are checked in a child interpreter: the master must not import app code, and
     # a worker failing on them would stop gunicorn with its own traceback instead of one line.
     check = subprocess.run([sys.executable, "-m", "app.config"], cwd=os.path.dirname(__file__))

@@ -22,7 +22,7 @@ DEFAULT_PASSWORD = "kkb"
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com"
 DEFAULT_UPSTREAM_TIMEOUT = 300.0
 # gunicorn's own default; gunicorn.conf.py reads the same variable so the pool matches the worker.
-DEFAULT_WORKER_CONNECTIONS = 1000
+DEFAULT_WORKER_CONNECTIONS = 4096
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_KEY_DISABLE_SECONDS = 3600.0
 # Below the idle limits of common load balancers and CDNs (60 s and up), well above a chunk's gap.

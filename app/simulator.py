@@ -44,6 +44,8 @@ DEFAULT_WORDS_PER_EVENT = 20
 DEFAULT_FINISH_REASON = "STOP"
 DEFAULT_MODEL = "gemini-sim"
 DEFAULT_RESPONSE_ID = "sim-response"
+# With stamp, each event's answer text ends with this mark and the event's send time.
+STAMP_MARK = "@"
 RESPONSE_ID_BYTES = 16
 MAX_LOGGED_REQUESTS = 10_000
 # Benchmarks open thousands of connections at once; the kernel caps this at somaxconn anyway.
@@ -514,7 +516,8 @@ class _EventStream:
             # a chunked body that breaks off, exactly like a dropped upstream connection.
             raise ConnectionResetError(errno.ECONNRESET, "simulated connection cut")
         if self._behaviour.stamp:
-            event["simSentAt"] = time.time()
+            event["simSentAt"] = sent_at = time.time()
+            _stamp_text(event, sent_at)
         self._sent += 1
         if not is_error:
             return frame_event(event)
@@ -529,6 +532,19 @@ class _EventStream:
         self._stats.open -= 1
         if not self._ended:
             self._stats.closed_early += 1
+
+
+def _stamp_text(event: dict[str, Any], sent_at: float) -> None:
+    """End the event's answer text with `@<send time>`, so it survives into a proxy's chunks.
+
+    The proxy keeps only the text; a benchmark reads the last stamp in a chunk's content as the
+    send time of the event that completed the chunk.
+    """
+    for candidate in event.get("candidates") or ():
+        parts = candidate.get("content", {}).get("parts") or []
+        texts = [part for part in parts if "text" in part and not part.get("thought")]
+        if texts:
+            texts[-1]["text"] += f" {STAMP_MARK}{sent_at:.6f}"
 
 
 def make_app(behaviour: Behaviour | None = None) -> SimulatorApp:
@@ -571,7 +587,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--words-per-event", type=int, default=DEFAULT_WORDS_PER_EVENT, help="1 word = 1 token"
     )
     parser.add_argument("--thought-events", type=int, default=0, help="thought events first")
-    parser.add_argument("--stamp", action="store_true", help="add simSentAt to every event")
+    parser.add_argument(
+        "--stamp",
+        action="store_true",
+        help="add the send time to every event (simSentAt, and @time in the text)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
     fields = {

@@ -1,0 +1,390 @@
+"""`make bench`: what the proxy costs, on loopback against the project's simulator.
+
+Usage: python -m tests.bench [--quick]   (writes BENCHMARKS.md and prints the same table)
+
+Not a test: numbers, no assertions. Sections (see issue 5): cost and throughput against the
+simulator-direct baseline, saturation, 5,000 concurrent streams, chunk delay, and nginx as a
+pass-through floor. Every load comes from an asyncio client (aiohttp) in this process; the
+proxy's CPU is read from /proc for gunicorn's master and workers before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.servers import KEYS, PASSWORD, REPO_ROOT, ProxyServer, free_port, start_simulator
+
+PROMPT = json.dumps({"contents": [{"parts": [{"text": "Tell me a story"}]}]}).encode()
+PROMPT_TOKENS = 4
+AUTH = {"Authorization": f"Bearer {PASSWORD}", "Content-Type": "application/json"}
+SIM_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+CHUNK_TOKEN = 50
+STAMP = re.compile(r"@(\d+\.\d+)\s*$")
+REPEATS = 3
+RSS_SAMPLE_SECONDS = 0.25
+CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=600)
+
+
+@dataclass
+class Stream:
+    """One request as the client saw it."""
+
+    ok: bool = False
+    first_byte: float | None = None
+    first_chunk: float | None = None
+    # (receive time, the chunk) for every array element, when asked for.
+    chunks: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+
+# -- Measuring -----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of the processes so far, from /proc."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        total += int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) * 1024
+    return total
+
+
+def family(pid: int) -> list[int]:
+    """A process and its children (gunicorn's master and workers; nginx's master and workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, children)]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def machine() -> str:
+    model = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    return (
+        f"{len(os.sched_getaffinity(0))} cores ({model[1] if model else platform.machine()}), "
+        f"Python {platform.python_version()}, Linux {platform.release()}"
+    )
+
+
+# -- The client ----------------------------------------------------------------------------------
+
+
+async def one(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], keep_chunks: bool
+) -> Stream:
+    """POST the prompt and read the answer as it arrives, noting when bytes and chunks came."""
+    result, started, buffer = Stream(), time.perf_counter(), b""
+    decoder = json.JSONDecoder()
+    try:
+        async with session.post(url, data=PROMPT, headers=headers) as response:
+            async for data in response.content.iter_any():
+                now = time.perf_counter()
+                if result.first_byte is None:
+                    result.first_byte = now - started
+                buffer += data
+                if result.first_chunk is None and b"{" in buffer and url.endswith("/generate"):
+                    result.first_chunk = now - started
+                if keep_chunks:
+                    buffer = take_elements(decoder, buffer, now, result.chunks)
+            result.ok = response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        result.ok = False
+    return result
+
+
+def take_elements(
+    decoder: json.JSONDecoder, buffer: bytes, now: float, chunks: list[tuple[float, Any]]
+) -> bytes:
+    """Decode every complete array element at the front of `buffer`; return the rest."""
+    text = buffer.decode(errors="ignore")
+    position = 0
+    while True:
+        while position < len(text) and text[position] in "[, \n]":
+            position += 1
+        try:
+            element, end = decoder.raw_decode(text, position)
+        except ValueError:
+            return text[position:].encode()
+        chunks.append((now, element))
+        position = end
+
+
+async def load(
+    url: str, headers: dict[str, str], count: int, concurrency: int, keep_chunks: bool = False
+) -> tuple[list[Stream], float]:
+    """`count` streams, `concurrency` at a time; return them and the wall time taken."""
+    gate = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=connector, timeout=CLIENT_TIMEOUT) as session:
+
+        async def gated() -> Stream:
+            async with gate:
+                return await one(session, url, headers, keep_chunks)
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(gated() for _ in range(count)))
+        return results, time.perf_counter() - started
+
+
+def run_load(*args: Any, **kwargs: Any) -> tuple[list[Stream], float]:
+    return asyncio.run(load(*args, **kwargs))
+
+
+# -- The servers ---------------------------------------------------------------------------------
+
+
+class Simulator:
+    """The project's Gemini simulator with one behaviour for every key."""
+
+    def __init__(self, *options: str) -> None:
+        self.process, self.url = start_simulator(*options)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def proxy_for(sim: Simulator, **environ: str) -> tuple[ProxyServer, list[int]]:
+    proxy = ProxyServer(
+        {
+            "GEMINI_API_KEY_LIST": ",".join(KEYS),
+            "api_password": PASSWORD,
+            "GEMINI_API_BASE": sim.url,
+            **environ,
+        },
+        workers=2,
+    ).wait_ready()
+    deadline = time.monotonic() + 10
+    while len(family(proxy.process.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proxy, family(proxy.process.pid)
+
+
+# -- Sections ------------------------------------------------------------------------------------
+
+
+def cost(streams: int, concurrency: int, events: int, delay: float) -> list[str]:
+    """Section 1 (events=10, delay=0.05) and, with delay 0, section 2 (saturation)."""
+    sim = Simulator("--events", str(events), "--delay", str(delay))
+    proxy, pids = proxy_for(sim)
+    rows: dict[str, list[float]] = {}
+    try:
+        run_load(f"{proxy.url}/generate", AUTH, 100, concurrency)  # warm-up
+        for _ in range(REPEATS):
+            before = cpu_seconds(pids)
+            results, wall = run_load(f"{proxy.url}/generate", AUTH, streams, concurrency)
+            used = cpu_seconds(pids) - before
+            good = [r for r in results if r.ok]
+            rows.setdefault("proxy CPU per stream (ms)", []).append(used / streams * 1000)
+            rows.setdefault("proxy requests/s", []).append(len(good) / wall)
+            rows.setdefault("proxy TTFB p50 (ms)", []).append(
+                percentile([r.first_byte for r in good], 0.5) * 1000
+            )
+            rows.setdefault("proxy TTFB p99 (ms)", []).append(
+                percentile([r.first_byte for r in good], 0.99) * 1000
+            )
+            rows.setdefault("proxy first chunk p50 (ms)", []).append(
+                percentile([r.first_chunk for r in good], 0.5) * 1000
+            )
+            rows.setdefault("proxy first chunk p99 (ms)", []).append(
+                percentile([r.first_chunk for r in good], 0.99) * 1000
+            )
+            rows.setdefault("failed streams", []).append(streams - len(good))
+            direct, wall = run_load(
+                f"{sim.url}{SIM_PATH}", {"x-goog-api-key": KEYS[0]}, streams, concurrency
+            )
+            rows.setdefault("simulator direct requests/s", []).append(
+                sum(r.ok for r in direct) / wall
+            )
+            rows.setdefault("simulator direct TTFB p50 (ms)", []).append(
+                percentile([r.first_byte for r in direct if r.ok], 0.5) * 1000
+            )
+    finally:
+        proxy.stop()
+        sim.stop()
+    return [table_row(name, values) for name, values in rows.items()]
+
+
+def scale(streams: int, events: int, delay: float) -> list[str]:
+    """Section 3: many concurrent long streams on 2 workers; completions and memory."""
+    sim = Simulator("--events", str(events), "--delay", str(delay))
+    proxy, pids = proxy_for(sim)
+    try:
+        idle = rss_bytes(pids)
+        peak = [idle]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak.append(rss_bytes(family(proxy.process.pid)))
+                time.sleep(RSS_SAMPLE_SECONDS)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        before = cpu_seconds(pids)
+        results, wall = run_load(f"{proxy.url}/generate", AUTH, streams, streams)
+        used = cpu_seconds(pids) - before
+        stop.set()
+        sampler.join()
+    finally:
+        proxy.stop()
+        sim.stop()
+    complete = sum(r.ok for r in results)
+    per_stream = (max(peak) - idle) / streams
+    return [
+        table_row(f"{streams} concurrent streams: complete", [complete]),
+        table_row("wall time (s)", [wall]),
+        table_row("proxy RSS idle (MB)", [idle / 1e6]),
+        table_row("proxy RSS peak (MB)", [max(peak) / 1e6]),
+        table_row("RSS per stream (KB)", [per_stream / 1e3]),
+        table_row("proxy CPU per stream (ms)", [used / streams * 1000]),
+    ]
+
+
+def chunk_delay(streams: int) -> list[str]:
+    """Section 4: from the simulator sending the event that completes a chunk to its arrival."""
+    sim = Simulator("--events", "12", "--delay", "0.1", "--stamp")
+    proxy, _ = proxy_for(sim)
+    delays: list[float] = []
+    try:
+        for _ in range(REPEATS):
+            results, _ = run_load(f"{proxy.url}/generate", AUTH, streams, streams, keep_chunks=True)
+            for result in results:
+                for received_at, chunk in result.chunks:
+                    stamp = STAMP.search(chunk.get("content", ""))
+                    if stamp:
+                        # perf_counter and time.time differ by a constant within this process.
+                        delays.append(received_at - perf_to_wall() - float(stamp[1]))
+    finally:
+        proxy.stop()
+        sim.stop()
+    return [
+        table_row(f"chunk delay p50 at {streams} streams (ms)", [percentile(delays, 0.5) * 1000]),
+        table_row(f"chunk delay p99 at {streams} streams (ms)", [percentile(delays, 0.99) * 1000]),
+        table_row("chunks measured", [len(delays)]),
+    ]
+
+
+def perf_to_wall() -> float:
+    return time.perf_counter() - time.time()
+
+
+def nginx_floor(streams: int, concurrency: int) -> list[str]:
+    """Section 5: nginx passing the simulator's stream through, no parsing: its CPU per stream."""
+    nginx = shutil.which("nginx", path=os.environ["PATH"] + os.pathsep + "/usr/sbin")
+    if nginx is None:
+        return [table_row("nginx pass-through: not installed (apt-get install nginx)", [])]
+    sim = Simulator("--events", "10", "--delay", "0.05")
+    work = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    port = free_port()
+    host, sim_port = sim.url.removeprefix("http://").split(":")
+    (work / "nginx.conf").write_text(
+        f"worker_processes 2;\nerror_log {work}/error.log crit;\npid {work}/nginx.pid;\n"
+        "events { worker_connections 4096; }\n"
+        f"http {{ access_log off; upstream sim {{ server {host}:{sim_port}; keepalive 64; }}\n"
+        f"  server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://sim;"
+        ' proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } } }\n'
+    )
+    process = subprocess.Popen([nginx, "-c", str(work / "nginx.conf"), "-g", "daemon off;"])
+    try:
+        time.sleep(0.5)
+        pids = family(process.pid)
+        url = f"http://127.0.0.1:{port}{SIM_PATH}"
+        headers = {"x-goog-api-key": KEYS[0]}
+        run_load(url, headers, 100, concurrency)
+        used_runs = []
+        for _ in range(REPEATS):
+            before = cpu_seconds(pids)
+            run_load(url, headers, streams, concurrency)
+            used_runs.append((cpu_seconds(pids) - before) / streams * 1000)
+    finally:
+        process.terminate()
+        process.wait(10)
+        sim.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return [table_row("nginx pass-through CPU per stream (ms)", used_runs)]
+
+
+# -- Report --------------------------------------------------------------------------------------
+
+
+def table_row(name: str, values: list[float]) -> str:
+    if not values:
+        return f"| {name} | | |"
+    median = statistics.median(values)
+    spread = f"{min(values):.2f} to {max(values):.2f}" if len(values) > 1 else ""
+    return f"| {name} | {median:.2f} | {spread} |"
+
+
+def section(title: str, rows: list[str]) -> str:
+    return "\n".join(
+        [f"### {title}", "", "| measure | median | range |", "|---|---|---|", *rows, ""]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller loads, for a quick look")
+    parser.add_argument("--output", default=str(REPO_ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    # 5,000 streams need as many client sockets; the soft limit is often 1024.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    scale_streams = 500 if args.quick else 5000
+    parts: list[tuple[str, Callable[[], list[str]]]] = [
+        ("1. Cost and throughput: 600 streams at 50 concurrent, 10 events 50 ms apart",
+         lambda: cost(600, 50, 10, 0.05)),
+        ("2. Saturation: 20-event streams, no delay, 100 concurrent",
+         lambda: cost(600, 100, 20, 0.0)),
+        (f"3. Scale: {scale_streams} concurrent streams of 60 events 100 ms apart, 2 workers",
+         lambda: scale(scale_streams, 60, 0.1)),
+        ("4. Chunk delay: 500 concurrent streams, 12 events 100 ms apart",
+         lambda: chunk_delay(100 if args.quick else 500)),
+        ("5. Reference floor: nginx passing the simulator through, same load as 1",
+         lambda: nginx_floor(600, 50)),
+    ]  # fmt: skip
+    report = [
+        "# Benchmarks",
+        "",
+        f"`make bench` on {machine()}; {time.strftime('%Y-%m-%d')}. Medians of {REPEATS} runs,"
+        " with their range; loopback only, the simulator and the client on the same 2 cores.",
+        "",
+    ]
+    for title, measure in parts:
+        print(f"running: {title}", file=sys.stderr, flush=True)
+        report.append(section(title, measure()))
+    text = "\n".join(report)
+    print(text)
+    Path(args.output).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
