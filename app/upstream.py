@@ -11,6 +11,7 @@ Usage::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -27,6 +28,8 @@ from .keys import Key
 
 STREAM_PATH = "/v1beta/models/{model}:streamGenerateContent"
 CONNECT_TIMEOUT = 10.0
+# Where requests looks for a CA bundle when it reads the environment itself.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # Gemini's error bodies are a few KB; never buffer an unbounded one from a misbehaving upstream.
 MAX_ERROR_BODY = 64 * 1024
 # The most bytes one read of an unchunked stream waits for; it returns sooner with what arrived.
@@ -96,6 +99,13 @@ class GeminiClient:
         self.session = session or requests.Session()
         # One Session serves every client of the worker: keep no cookies from any answer.
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        # requests reads the proxy variables and ~/.netrc from the environment on every call;
+        # read the proxies once here instead (HTTPS_PROXY still works) and skip the rest.
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        self.session.verify = next(
+            (os.environ[name] for name in CA_BUNDLE_VARIABLES if os.environ.get(name)), True
+        )
+        self.session.trust_env = False
         # pool_maxsize bounds the connections kept per host, so it must cover every stream a
         # worker can hold at once (worker_connections) or finished streams' sockets are thrown away.
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
