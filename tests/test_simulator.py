@@ -395,6 +395,17 @@ def test_stream_is_crlf_framed_sse_with_prompt_and_usage(sim: str) -> None:
 
 
 @pytest.mark.integration
+def test_stamped_events_carry_their_send_time_in_the_text_too(sim: str) -> None:
+    """With stamp, each answer text ends with "@<simSentAt>", which survives into chunks."""
+    configure(sim, {"default": {"stamp": True}})
+    with generate(sim) as response:
+        events = answer_events(parse_sse(response.raw.read()))
+    for event in events:
+        text = event["candidates"][0]["content"]["parts"][-1]["text"]
+        assert text.endswith(f" @{event['simSentAt']:.6f}")
+
+
+@pytest.mark.integration
 def test_headers_arrive_before_a_delayed_first_event(sim: str) -> None:
     """Headers are sent at once; first_delay holds back only the first event."""
     first_delay = 0.3

@@ -254,3 +254,17 @@ def test_the_shared_session_keeps_no_cookies() -> None:
     gemini = client()
     gemini.open_stream("gemini-2.5-flash", BODY, KEY).close()
     assert len(gemini.session.cookies) == 0
+
+
+def test_proxy_and_ca_variables_are_read_once_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE still apply, read when the client is made."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://egress.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    session = GeminiClient("https://gemini.test", timeout=5, pool_size=1).session
+    assert session.proxies["https"] == "http://egress.internal:3128"
+    assert session.verify == "/etc/ssl/corporate.pem"
+    assert session.trust_env is False  # not read again on every call
+    monkeypatch.setenv("NO_PROXY", "gemini.test")
+    assert (
+        "https" not in GeminiClient("https://gemini.test", timeout=5, pool_size=1).session.proxies
+    )
