@@ -1,4 +1,4 @@
-# gemini-chunk-proxy: `make test`, `make demo`, `make run`.
+# gemini-chunk-proxy: `make test`, `make bench`, `make demo`, `make run`.
 # Everything runs from a virtualenv this Makefile builds from the pinned requirements files.
 
 PYTHON ?= python3
@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 1231
 SIM_PORT ?= 8090
 
-.PHONY: test lint demo run require-keys clean
+.PHONY: test lint bench demo run require-keys clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed (PYTHON=...)")'
@@ -23,6 +23,10 @@ lint: $(BIN)/.installed
 # need cooperative sockets.
 test: lint
 	$(BIN)/python -m gevent.monkey --module pytest
+
+# Not a test: loads on loopback against the simulator, several minutes; writes BENCHMARKS.md.
+bench: $(BIN)/.installed
+	$(BIN)/python -m tests.bench
 
 # The real thing: keys and settings from the environment (see README: Configuration).
 run: require-keys $(BIN)/.installed

@@ -40,6 +40,7 @@ SIM_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
 CHUNK_TOKEN = 50
 STAMP = re.compile(r"@(\d+\.\d+)\s*$")
 REPEATS = 3
+PROFILE_HEADING = "## Profile"
 RSS_SAMPLE_SECONDS = 0.25
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=600)
 
@@ -383,7 +384,10 @@ def main(argv: list[str] | None = None) -> None:
         report.append(section(title, measure()))
     text = "\n".join(report)
     print(text)
-    Path(args.output).write_text(text)
+    output = Path(args.output)
+    # The profile notes below the tables are written by hand; a new run keeps them.
+    kept = output.read_text().partition(PROFILE_HEADING)[1:] if output.exists() else ("", "")
+    output.write_text(text + ("\n" + "".join(kept) if kept[0] else ""))
 
 
 if __name__ == "__main__":
