@@ -96,6 +96,8 @@ class Failover:
         seconds = self.pool.penalise(key, verdict)
         if not verdict.retryable:
             return failure
+        # The gauges change with a penalty (at once, here) or with time (metrics.watch_keys).
+        metrics.publish_keys(self.pool)
         metrics.KEY_COOLDOWNS.labels(key=key.id, reason=verdict.kind).inc()
         log = LOGGER.warning if verdict.kind in DISABLING else LOGGER.info
         log(
@@ -218,4 +220,3 @@ class Generation:
             record.prompt_tokens = self.chunker.prompt_tokens
             record.total_tokens = self.chunker.total_tokens
             metrics.UPSTREAM_ATTEMPTS.observe(record.attempts)
-            metrics.publish_keys(failover.pool)
