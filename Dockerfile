@@ -2,8 +2,8 @@
 # gemini-chunk-proxy: gunicorn with gevent workers. Build: docker build -t gemini-chunk-proxy .
 # Run: see deploy/docker-compose.yml (nginx in front, Prometheus scraping, read-only root).
 
-# -- Builder: every dependency as a wheel (gevent and greenlet compile here if no wheel fits) ----
-FROM python:3.11-slim-bookworm AS builder
+# -- Builder: every dependency as a wheel (the full image has compilers, for a missing wheel) ---
+FROM python:3.11-bookworm AS builder
 WORKDIR /build
 COPY requirements.txt constraints.txt ./
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt -c constraints.txt
@@ -17,15 +17,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/gemini-proxy-metrics
 
 # A fixed numeric uid, so volume permissions and Kubernetes' runAsNonRoot can rely on it.
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin proxy
+# ("proxy" is taken: Debian has a system user of that name.)
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gemini
 
 WORKDIR /srv
 COPY requirements.txt constraints.txt ./
 # The wheels are mounted for this one step, so they never become a layer of the image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt -c constraints.txt
-COPY app/ app/
-COPY wsgi.py gunicorn.conf.py ./
+# Readable by the runtime user whatever the umask of the checkout was.
+COPY --chmod=0755 app/ app/
+COPY --chmod=0644 wsgi.py gunicorn.conf.py ./
 
 USER 10001
 EXPOSE 1231

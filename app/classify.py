@@ -29,8 +29,10 @@ ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 INVALID_KEY_REASON = "API_KEY_INVALID"
-# 403 reasons that are about the key or its project. Gemini also answers 403 PERMISSION_DENIED for
-# the request itself (a file or cached content of another project): that one is the client's.
+# A 403 is about the key or its project when its ErrorInfo.reason says so, or, for the bodies
+# Gemini sends without details ("Your API key was reported as leaked", "Your project has been
+# denied access"), when its message does. Gemini also answers 403 PERMISSION_DENIED about the
+# request itself (a file or cached content of another project): that one is the client's.
 KEY_REFUSED_REASONS = frozenset(
     {
         "CONSUMER_SUSPENDED",
@@ -56,6 +58,7 @@ MAX_COOLDOWN = 24 * 3600.0
 # Gemini resets daily quotas at midnight Pacific time.
 PACIFIC = ZoneInfo("America/Los_Angeles")
 DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
+KEY_REFUSED_MESSAGE = re.compile(r"api[ _]?key|consumer|project|leaked", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,9 @@ def classify(
     reasons = _reasons(details)
     if INVALID_KEY_REASON in reasons or status == 401:
         return Verdict("invalid_key", None)
-    if status == 403 and reasons & KEY_REFUSED_REASONS:
+    if status == 403 and (
+        reasons & KEY_REFUSED_REASONS or KEY_REFUSED_MESSAGE.search(str(error.get("message", "")))
+    ):
         return Verdict("forbidden", None)
     if status >= 500:
         return UPSTREAM_FAULT

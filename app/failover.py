@@ -28,7 +28,7 @@ from .config import Config
 from .errors import error_body
 from .keys import Key, KeyPool, Shortage
 from .logs import CLIENT_CLOSED, LOGGER, RequestRecord
-from .relay import KEEPALIVE, end_with_error, outcome_of, relay
+from .relay import INTERNAL, KEEPALIVE, KeepAlive, end_with_error, relay
 from .upstream import GeminiClient, UpstreamError, UpstreamStream, refused_key
 
 # The answer when no key is usable, by why: Gemini's quota, Gemini's errors, refused keys.
@@ -94,21 +94,20 @@ class Failover:
         """Act on the failed attempt's key; return the failure as the client would see it."""
         verdict = failure.verdict
         seconds = self.pool.penalise(key, verdict)
-        if not verdict.retryable:
-            return failure
-        # The gauges change with a penalty (at once, here) or with time (metrics.watch_keys).
-        metrics.publish_keys(self.pool)
-        metrics.KEY_COOLDOWNS.labels(key=key.id, reason=verdict.kind).inc()
-        log = LOGGER.warning if verdict.kind in DISABLING else LOGGER.info
-        log(
-            "key out of rotation",
-            extra={
-                "request_id": record.request_id,
-                "key": key.id,
-                "reason": verdict.kind,
-                "seconds": round(seconds, 3),
-            },
-        )
+        if seconds is not None:
+            # The gauges change with a penalty (at once, here) or with time (metrics.watch_keys).
+            metrics.publish_keys(self.pool)
+            metrics.KEY_COOLDOWNS.labels(key=key.id, reason=verdict.kind).inc()
+            log = LOGGER.warning if verdict.kind in DISABLING else LOGGER.info
+            log(
+                "key out of rotation",
+                extra={
+                    "request_id": record.request_id,
+                    "key": key.id,
+                    "reason": verdict.kind,
+                    "seconds": round(seconds, 3),
+                },
+            )
         refused = verdict.kind in DISABLING and failure.status != 500
         return refused_key(failure, key) if refused else failure
 
@@ -156,14 +155,17 @@ class Generation:
 
     def close(self) -> None:
         """End the generation (the client may have left) and release the upstream."""
-        self._pieces.close()
-        if self._upstream is not None:
-            self._upstream.close(reuse=self.chunker.done)
-            self._upstream = None
+        try:
+            self._pieces.close()
+        finally:
+            if self._upstream is not None:
+                self._upstream.close(reuse=self.chunker.done)
+                self._upstream = None
 
     def _run(self) -> Iterator[bytes]:
         failover, record = self.failover, self.record
-        config, keepalive = failover.config, failover.config.keepalive_seconds
+        config = failover.config
+        pulse = KeepAlive(config.keepalive_seconds, record.started)
         sent = False  # any byte, a keep-alive space included, went to the client
         failures: list[UpstreamError] = []
         try:
@@ -177,9 +179,10 @@ class Generation:
                 opener = failover.call(self.model, self.body, key, remaining)
                 try:
                     while not opener.ready():
-                        opener.join(keepalive)
-                        if not opener.ready():
+                        opener.join(pulse.wait())
+                        if not opener.ready() and pulse.due():
                             sent = True
+                            pulse.sent()
                             yield KEEPALIVE
                 except BaseException:  # the client left, or the worker is stopping
                     failover.abandon(opener, key)
@@ -191,7 +194,7 @@ class Generation:
                         self.chunker,
                         record,
                         config.api_keys,
-                        keepalive,
+                        pulse,
                         on_failure=lambda failure, key=key: failover.failed(key, failure, record),
                     )
                     for piece in pieces:
@@ -209,12 +212,17 @@ class Generation:
             if sent:
                 yield end_with_error(final, self.chunker, record, config.api_keys, opened=False)
                 return
-            if final.verdict.retryable and final.upstream_status != NO_CALL:
-                record.outcome = outcome_of(final)
             raise final
         except GeneratorExit:
             record.outcome, record.error = "client_closed", CLIENT_CLOSED
             raise
+        except Exception:
+            if not sent:
+                raise
+            # Keep-alive spaces committed a 200: a bug now must still end the body as JSON.
+            LOGGER.exception("stream failed", extra={"request_id": record.request_id})
+            internal = UpstreamError(500, error_body(500, INTERNAL), "internal")
+            yield end_with_error(internal, self.chunker, record, config.api_keys, opened=False)
         finally:
             record.chunks = self.chunker.chunks_sent
             record.prompt_tokens = self.chunker.prompt_tokens

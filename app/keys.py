@@ -95,21 +95,26 @@ class KeyPool:
         """The call with `key` ended with no verdict (the client left): lend it out again."""
         self._health[key.id].probing = False
 
-    def penalise(self, key: Key, verdict: Verdict) -> float:
+    def penalise(self, key: Key, verdict: Verdict) -> float | None:
         """Take `key` out of rotation as `verdict` says; return for how many seconds.
 
-        A longer penalty already in force stands: a brief fault seen by another request must
-        not bring back a key that is out for the day or refused.
+        None when nothing changed: the verdict blames the request, or a longer penalty already
+        in force stands (a brief fault seen by another request must not bring back a key that
+        is out for the day or refused). A probe that meets Gemini's own fault proves nothing:
+        the key stays disabled, to be probed again after the brief pause.
         """
         if not verdict.retryable:
             self.release(key)
-            return 0.0
+            return None
         now = self._clock()
         seconds = self.disable_seconds if verdict.cooldown is None else verdict.cooldown
         current = self._health[key.id]
         if current.until > now + seconds:
-            return current.until - now
-        self._health[key.id] = _Health(now + seconds, verdict.kind, seconds)
+            return None
+        kind = verdict.kind
+        if current.probing and kind not in DISABLING:
+            kind = current.kind or kind
+        self._health[key.id] = _Health(now + seconds, kind, seconds)
         return seconds
 
     def state(self, key: Key) -> State:

@@ -31,8 +31,39 @@ KEEPALIVE = b" "
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
 MALFORMED = "Gemini sent a malformed stream event"
 INTERNAL = "the proxy failed while relaying the stream; see its log"
+# A wait for the next keep-alive that is already due still gives the call a moment to answer.
+MIN_WAIT = 0.01
 # An error event's own code is trusted as an HTTP status only inside the error range.
 ERROR_CODES = range(400, 600)
+
+
+class KeepAlive:
+    """When the client last got a byte, across all of a request's attempts.
+
+    Usage::
+
+        pulse = KeepAlive(15.0)
+        if pulse.due():
+            pulse.sent(); yield KEEPALIVE
+    """
+
+    def __init__(self, interval: float, last: float | None = None) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be positive, got {interval!r}")
+        self.interval = interval
+        self.last = time.perf_counter() if last is None else last
+
+    def due(self) -> bool:
+        """Whether the client has had no byte for `interval` seconds."""
+        return time.perf_counter() - self.last >= self.interval
+
+    def wait(self) -> float:
+        """Seconds until a keep-alive is due (never zero, so a wait on it always yields)."""
+        return max(self.last + self.interval - time.perf_counter(), MIN_WAIT)
+
+    def sent(self) -> None:
+        """Note that a byte went to the client just now."""
+        self.last = time.perf_counter()
 
 
 class StreamIncomplete(UpstreamError):
@@ -47,25 +78,24 @@ def relay(
     chunker: Chunker,
     record: RequestRecord,
     secrets: Sequence[str] = (),
-    keepalive: float | None = None,
-    on_failure: Callable[[UpstreamError], None] | None = None,
+    pulse: KeepAlive | None = None,
+    on_failure: Callable[[UpstreamError], UpstreamError] | None = None,
 ) -> Iterator[bytes]:
     """Yield the pieces of the client's body; raise UpstreamError only before the first chunk.
 
     A None among `byte_chunks` (a silence upstream) becomes a KEEPALIVE piece, and so does an
-    event that adds nothing for the client (a thought, tokens short of a chunk) once the client
-    has had no byte for `keepalive` seconds. A failure after the first chunk is passed to
-    `on_failure`, then written as the array's error element.
+    event that adds nothing for the client (a thought, tokens short of a chunk) once `pulse`
+    says one is due. A failure after the first chunk is passed to `on_failure`, and what it
+    returns is written as the array's error element.
     """
     opened = False
-    last_write = time.monotonic()
+    pulse = pulse or KeepAlive(float("inf"))
     try:
         for event in _events(byte_chunks):
             chunk = None if event is None else _feed(chunker, event)
             if chunk is None:
-                idle = keepalive is not None and time.monotonic() - last_write >= keepalive
-                if event is None or idle:
-                    last_write = time.monotonic()
+                if event is None or pulse.due():
+                    pulse.sent()
                     yield KEEPALIVE
                 continue
             piece = (SEPARATOR if opened else OPEN) + encode(chunk)
@@ -76,7 +106,7 @@ def relay(
                 record.outcome = "complete"
                 yield piece + CLOSE
                 return
-            last_write = time.monotonic()
+            pulse.sent()
             yield piece
         raise StreamIncomplete()
     except Exception as failure:
@@ -88,7 +118,7 @@ def relay(
             LOGGER.exception("stream failed", extra={"request_id": record.request_id})
             failure = UpstreamError(500, error_body(500, INTERNAL), "internal")
         elif on_failure is not None:
-            on_failure(failure)
+            failure = on_failure(failure)
         yield end_with_error(failure, chunker, record, secrets, opened=True)
 
 

@@ -36,6 +36,12 @@ def reason(name: str) -> dict[str, Any]:
     return {"@type": ERROR_INFO, "reason": name, "domain": "googleapis.com"}
 
 
+def leaked() -> dict[str, Any]:
+    """Gemini's 403 for a key reported as leaked: no details at all."""
+    message = "Your API key was reported as leaked. Please use another API key."
+    return {"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}}
+
+
 def exhausted(*details: dict[str, Any]) -> dict[str, Any]:
     return error(429, "RESOURCE_EXHAUSTED", *details)
 
@@ -64,6 +70,7 @@ FORBIDDEN = Verdict("forbidden", None)
         (403, error(403, "PERMISSION_DENIED", reason("CONSUMER_SUSPENDED")), None, FORBIDDEN),
         (403, error(403, "PERMISSION_DENIED", reason("SERVICE_DISABLED")), None, FORBIDDEN),
         (403, error(403, "PERMISSION_DENIED"), None, Verdict("client_error")),
+        (403, leaked(), None, FORBIDDEN),
         (500, error(500, "INTERNAL"), None, UPSTREAM_FAULT),
         (503, error(503, "UNAVAILABLE"), "120", UPSTREAM_FAULT),
         (504, error(504, "DEADLINE_EXCEEDED"), None, UPSTREAM_FAULT),
@@ -75,7 +82,7 @@ FORBIDDEN = Verdict("forbidden", None)
         "quota-retryinfo", "retryinfo-beats-header", "retry-after-seconds", "retry-after-date",
         "quota-default-60s", "garbled-header", "zero-delay-floored", "huge-delay-capped",
         "garbled-retryinfo", "per-day-until-pacific-midnight", "invalid-key", "unauthenticated",
-        "suspended", "api-disabled", "403-about-the-request", "internal",
+        "suspended", "api-disabled", "403-about-the-request", "leaked-key", "internal",
         "unavailable-short-only", "deadline", "bad-request", "unknown-model", "too-large",
     ],
 )  # fmt: skip
@@ -122,8 +129,8 @@ def test_an_unknown_kind_is_rejected_at_construction() -> None:
             "issue_continue-8516_400_API_KEY_INVALID_streamGenerateContent_jsonarray.json",
             "invalid_key",
         ),
-        # No ErrorInfo naming the key (this one is a call without any key): not the key's fault.
-        ("issue_openai-gemini-92_403_PERMISSION_DENIED_no_key.json", "client_error"),
+        # A call without any key ("...use API Key or other form of API consumer identity").
+        ("issue_openai-gemini-92_403_PERMISSION_DENIED_no_key.json", "forbidden"),
         ("issue_lobehub-9728_503_UNAVAILABLE_overloaded.json", "upstream_error"),
         ("issue_openai-gemini-15_500_INTERNAL.json", "upstream_error"),
         ("issue_ai.nvim-13_400_INVALID_ARGUMENT_BadRequest.json", "client_error"),

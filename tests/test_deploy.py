@@ -22,6 +22,7 @@ import pytest
 import requests
 import yaml
 
+from app.config import Config
 from tests.client import PROMPT, generate, request_lines
 from tests.servers import (
     KEYS,
@@ -49,7 +50,7 @@ def program(name: str) -> str:
     """The path of an installed program; skip (or fail, in CI) when it is missing."""
     path = shutil.which(name, path=SEARCH_PATH)
     if path is None:
-        message = f"{name} is not installed (Debian: apt-get install nginx prometheus)"
+        message = f"{name} is not installed (Debian's packages nginx and prometheus provide it)"
         if REQUIRED:
             pytest.fail(f"{message}; DEPLOY_TESTS_REQUIRE_TOOLS=1 requires it")
         pytest.skip(message)
@@ -123,6 +124,36 @@ def nginx_command(conf: Path, *extra: str) -> list[str]:
     return [program("nginx"), "-c", str(conf), "-g", f"pid {pid};{' '.join(extra)}"]
 
 
+def directive(config: str, name: str) -> list[str]:
+    """The values of every `name ...;` directive in an nginx config, comments left out."""
+    text = "\n".join(line.split("#")[0] for line in config.splitlines())
+    return [value.strip() for value in re.findall(rf"(?:^|[{{;\s]){name}\s+([^;]*);", text)]
+
+
+def nginx_seconds(value: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(s|m)?", value).groups()
+    return int(number) * (60 if unit == "m" else 1)
+
+
+def test_nginx_streams_unbuffered_over_pooled_http11_with_timeouts_that_fit_the_proxy() -> None:
+    """The settings behind streaming, checked against the proxy's own numbers: nginx waits
+    longer than UPSTREAM_TIMEOUT, and drops idle upstream connections before gunicorn does."""
+    config = (DEPLOY / "nginx.conf").read_text()
+    assert directive(config, "proxy_buffering") == ["off"]
+    assert directive(config, "proxy_request_buffering") == ["off"]
+    assert directive(config, "gzip") == ["off"]
+    assert directive(config, "proxy_http_version") == ["1.1"]
+    assert 'Connection ""' in directive(config, "proxy_set_header")
+    assert int(directive(config, "keepalive")[0]) > 0
+    assert directive(config, "client_max_body_size") == ["20m"]
+    (read_timeout,) = directive(config, "proxy_read_timeout")
+    assert nginx_seconds(read_timeout) > Config(api_keys=("k",)).upstream_timeout
+    (idle,) = directive(config, "keepalive_timeout")
+    assert nginx_seconds(idle) < gunicorn_settings()["keepalive"]
+    (log_format,) = directive(config, "log_format")
+    assert "$uri" in log_format and "$request " not in log_format and "$args" not in log_format
+
+
 def test_nginx_accepts_the_config(tmp_path: Path) -> None:
     """`nginx -t` on deploy/nginx.conf, moved to loopback."""
     conf = loopback_nginx_conf(tmp_path, free_port(), free_port())
@@ -183,19 +214,31 @@ def test_a_stream_passes_through_nginx_chunk_by_chunk(nginx_proxy, sim: str) -> 
     wait_for(lambda: request_lines(proxy, {"through-nginx"}))
 
 
-def test_nginx_gives_each_request_an_id_the_proxy_logs(nginx_proxy, sim: str) -> None:
-    """Without an X-Request-ID, nginx makes one and the proxy logs and returns that one."""
+@pytest.mark.parametrize("sent", [None, "has spaces, not kept"], ids=["absent", "not-plain"])
+def test_nginx_gives_each_request_an_id_the_proxy_logs(
+    nginx_proxy, sim: str, sent: str | None
+) -> None:
+    """Without a plain X-Request-ID, nginx makes one; the proxy logs and returns that one."""
     url, proxy, access_log = nginx_proxy
+    headers = {"Authorization": f"Bearer {PASSWORD}"}
+    if sent:
+        headers["X-Request-ID"] = sent
     response = requests.post(
-        f"{url}/generate",
-        json=PROMPT,
-        headers={"Authorization": f"Bearer {PASSWORD}"},
-        timeout=REQUEST_TIMEOUT,
+        f"{url}/generate", json=PROMPT, headers=headers, timeout=REQUEST_TIMEOUT
     )
     request_id = response.headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
     wait_for(lambda: request_lines(proxy, {request_id}))
     wait_for(lambda: f"rid={request_id}" in access_log.read_text())
+
+
+def test_nginx_refuses_bodies_over_20_mib_in_the_proxys_json_shape(nginx_proxy) -> None:
+    """nginx's own 413 is JSON too, like the proxy's errors."""
+    url, _, _ = nginx_proxy
+    response = requests.post(
+        f"{url}/generate", data=b"x" * (21 * 1024 * 1024), timeout=REQUEST_TIMEOUT * 4
+    )
+    assert response.status_code == 413 and response.json()["error"]["status"] == "PAYLOAD_TOO_LARGE"
 
 
 def test_nginx_takes_bodies_up_to_20_mib(nginx_proxy, sim: str) -> None:
@@ -214,9 +257,10 @@ def test_nginx_takes_bodies_up_to_20_mib(nginx_proxy, sim: str) -> None:
 
 @pytest.mark.parametrize("path", ["/metrics", "//metrics", "/%6Detrics", "/metrics?x=1"])
 def test_metrics_are_not_served_on_the_public_listener(nginx_proxy, path: str) -> None:
-    """/metrics through nginx is 404 in every spelling; the proxy itself still serves it."""
+    """/metrics through nginx is a JSON 404 in every spelling; the proxy itself still serves it."""
     url, proxy, _ = nginx_proxy
-    assert requests.get(f"{url}{path}", timeout=REQUEST_TIMEOUT).status_code == 404
+    response = requests.get(f"{url}{path}", timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 404 and response.json()["error"]["code"] == 404
     assert requests.get(f"{proxy.url}/metrics", timeout=REQUEST_TIMEOUT).status_code == 200
 
 
@@ -283,7 +327,9 @@ def test_a_real_prometheus_scrapes_the_live_proxy(start_proxy, sim: str, tmp_pat
     proxy = start_proxy()
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = "1s"
-    config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{proxy.port}"]}]
+    job = config["scrape_configs"][0]
+    del job["dns_sd_configs"]  # the compose service's name; on loopback, the one proxy
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{proxy.port}"]}]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     shutil.copy(DEPLOY / "alerts.yml", tmp_path / "alerts.yml")
     port = free_port()
@@ -355,14 +401,17 @@ def test_compose_wires_the_proxy_nginx_and_prometheus_as_described() -> None:
     assert "/health" in " ".join(proxy["healthcheck"]["test"])
 
     assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
-    assert nginx["depends_on"]["proxy"]["condition"] == "service_healthy"
+    assert nginx["depends_on"]["proxy"] == {"condition": "service_healthy", "restart": True}
+    assert prometheus["depends_on"]["proxy"]["condition"] == "service_started"
     assert nginx["ports"] == ["8080:8080"] and "listen 8080;" in (DEPLOY / "nginx.conf").read_text()
     assert all(port.startswith("127.0.0.1:") for port in prometheus["ports"])
 
     target = f"proxy:{proxy['environment']['PORT']}"
     assert f"server {target};" in (DEPLOY / "nginx.conf").read_text()
-    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
-    assert scrape[0]["static_configs"][0]["targets"] == [target]
+    (scrape,) = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
+    (discovery,) = scrape["dns_sd_configs"]
+    assert (discovery["names"], discovery["type"]) == (["proxy"], "A")
+    assert f"proxy:{discovery['port']}" == target
     mounts = {volume.split(":")[1] for volume in prometheus["volumes"] if volume.startswith("./")}
     assert {"/etc/prometheus/prometheus.yml", "/etc/prometheus/alerts.yml"} <= mounts
 

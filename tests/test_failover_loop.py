@@ -192,20 +192,12 @@ def test_a_complete_answers_upstream_is_released_for_reuse_only_at_close() -> No
 
 def test_keepalives_go_out_while_gemini_has_not_even_answered() -> None:
     """A call whose headers are slow: spaces meanwhile, then the answer."""
-
-    class SlowClient(Client):
-        def open_stream(self, model: str, body: bytes, key: Key, wait: float | None = None):
-            gevent.sleep(0.35)
-            return super().open_stream(model, body, key, wait)
-
-    config = Config(api_keys=("secret-0",), keepalive_seconds=0.1)
-    proxy = Failover(
-        config, KeyPool(config.api_keys, 60, seed=0), SlowClient({"k1": Stream([EVENT])})
+    pieces = slow_failover({"k1": Stream([EVENT])}, keys=1, keepalive=0.1).stream(
+        "m", b"{}", record()
     )
-    pieces = proxy.stream("m", b"{}", record())
     raw = b"".join(pieces)
     pieces.close()
-    assert raw.startswith(b"   [") and json.loads(raw)[-1]["is_complete"]
+    assert raw.startswith(b" [") and json.loads(raw)[-1]["is_complete"]
 
 
 def test_an_error_event_refusing_the_key_is_the_proxys_500_naming_it() -> None:
@@ -220,3 +212,39 @@ def test_an_error_event_refusing_the_key_is_the_proxys_500_naming_it() -> None:
         next(proxy.stream("m", b"{}", record()))
     assert caught.value.status == 500 and caught.value.body["error"]["key"] == "k1"
     assert proxy.pool.counts()["disabled"] == 1
+
+
+class SlowClient(Client):
+    """Answers as scripted, but only after `delay` seconds, like a slow Gemini."""
+
+    delay = 0.15
+
+    def open_stream(self, model: str, body: bytes, key: Key, wait: float | None = None) -> Stream:
+        gevent.sleep(self.delay)
+        return super().open_stream(model, body, key, wait)
+
+
+def slow_failover(script: dict, keys: int, keepalive: float) -> Failover:
+    config = Config(api_keys=tuple(f"s-{n}" for n in range(keys)), keepalive_seconds=keepalive)
+    return Failover(config, KeyPool(config.api_keys, 60, seed=0), SlowClient(script))
+
+
+def test_the_clients_silence_is_counted_across_attempts() -> None:
+    """Three keys failing after 0.15 s each, keep-alive at 0.2 s: spaces go out although no
+    single attempt was silent that long."""
+    unavailable = {f"k{n}": UpstreamError(503, error_body(503, "busy"), "503") for n in (1, 2, 3)}
+    pieces = slow_failover(unavailable, keys=3, keepalive=0.2).stream("m", b"{}", record())
+    raw = b"".join(pieces)
+    pieces.close()
+    assert raw.startswith(b" ") and json.loads(raw)[0]["error"]["code"] == 503
+
+
+def test_a_bug_after_keepalive_spaces_still_ends_the_body_as_json() -> None:
+    """The 200 is committed by the spaces; an unexpected error becomes the INTERNAL element."""
+    pieces = slow_failover({"k1": RuntimeError("bug")}, keys=1, keepalive=0.1).stream(
+        "m", b"{}", record()
+    )
+    raw = b"".join(pieces)
+    pieces.close()
+    (element,) = json.loads(raw)
+    assert element["error"]["status"] == "INTERNAL" and element["is_complete"] is False

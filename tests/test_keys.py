@@ -133,7 +133,7 @@ def test_a_probe_whose_request_ends_without_a_verdict_is_lent_again(clock: Clock
 def test_a_client_error_leaves_the_key_alone(clock: Clock) -> None:
     """A 400 about the body says nothing about the key."""
     pool = pool_of(clock)
-    assert pool.penalise(pool.keys[0], Verdict("client_error")) == 0
+    assert pool.penalise(pool.keys[0], Verdict("client_error")) is None
     assert pool.counts() == {"available": 3, "cooling": 0, "disabled": 0}
 
 
@@ -171,7 +171,7 @@ def test_a_brief_fault_never_shortens_a_longer_penalty(clock: Clock) -> None:
     pool = pool_of(clock)
     k1 = pool.keys[0]
     pool.penalise(k1, Verdict("daily_quota", 20 * 3600.0))
-    assert pool.penalise(k1, UPSTREAM_FAULT) == 20 * 3600.0
+    assert pool.penalise(k1, UPSTREAM_FAULT) is None
     clock.now += 60
     assert pool.state(k1) == "cooling"
 
@@ -184,3 +184,18 @@ def test_while_a_probe_runs_others_are_told_to_retry_soon_not_in_an_hour(clock: 
     clock.now += 3600
     assert pool.acquire() is key
     assert pool.shortage() == ("disabled", PROBE_WAIT)
+
+
+def test_a_probe_meeting_geminis_own_fault_leaves_the_key_disabled(clock: Clock) -> None:
+    """A 503 on the probe proves nothing: after the brief pause the key is probed again, not
+    handed to everyone."""
+    pool = pool_of(clock, ["only-key"])
+    (key,) = pool.keys
+    pool.penalise(key, INVALID)
+    clock.now += 3600
+    assert pool.acquire() is key
+    pool.penalise(key, UPSTREAM_FAULT)
+    assert pool.state(key) == "disabled"
+    clock.now += 2
+    assert pool.acquire() is key  # the next probe
+    assert pool.acquire() is None
