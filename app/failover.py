@@ -26,9 +26,10 @@ from .chunker import Chunker
 from .classify import DISABLING
 from .config import Config
 from .errors import error_body
+from .formats import ARRAY, Framing
 from .keys import Key, KeyPool, Shortage
 from .logs import CLIENT_CLOSED, LOGGER, RequestRecord
-from .relay import INTERNAL, KEEPALIVE, KeepAlive, end_with_error, relay
+from .relay import INTERNAL, KeepAlive, end_with_error, relay
 from .upstream import GeminiClient, UpstreamError, UpstreamStream, refused_key
 
 # The answer when no key is usable, by why: Gemini's quota, Gemini's errors, refused keys.
@@ -53,9 +54,16 @@ class Failover:
     pool: KeyPool
     client: GeminiClient
 
-    def stream(self, model: str, body: bytes, record: RequestRecord) -> Generation:
+    def stream(
+        self,
+        model: str,
+        body: bytes,
+        record: RequestRecord,
+        framing: Framing = ARRAY,
+        delta: bool = False,
+    ) -> Generation:
         """The client's body pieces for one generation, trying keys until one streams."""
-        return Generation(self, model, body, record)
+        return Generation(self, model, body, record, framing, delta)
 
     def call(self, model: str, body: bytes, key: Key, remaining: float) -> gevent.Greenlet:
         """Start the call with `key` in a greenlet of its own; the caller keeps the client alive."""
@@ -138,11 +146,21 @@ class Generation:
     went out, so reading its tail for connection reuse never delays the client.
     """
 
-    def __init__(self, failover: Failover, model: str, body: bytes, record: RequestRecord) -> None:
+    def __init__(
+        self,
+        failover: Failover,
+        model: str,
+        body: bytes,
+        record: RequestRecord,
+        framing: Framing = ARRAY,
+        delta: bool = False,
+    ) -> None:
         self.failover = failover
         self.model = model
         self.body = body
         self.record = record
+        self.framing = framing
+        self.delta = delta
         self.chunker = Chunker(failover.config.chunk_token)
         self._upstream: UpstreamStream | None = None
         self._pieces = self._run()
@@ -161,6 +179,11 @@ class Generation:
             if self._upstream is not None:
                 self._upstream.close(reuse=self.chunker.done)
                 self._upstream = None
+
+    def _end(self, failure: UpstreamError) -> bytes:
+        """The body's error ending when only keep-alives went out before the failure."""
+        secrets = self.failover.config.api_keys
+        return end_with_error(failure, self.chunker, self.record, secrets, False, self.framing)
 
     def _run(self) -> Iterator[bytes]:
         failover, record = self.failover, self.record
@@ -183,7 +206,7 @@ class Generation:
                         if not opener.ready() and pulse.due():
                             sent = True
                             pulse.sent()
-                            yield KEEPALIVE
+                            yield self.framing.keepalive
                 except BaseException:  # the client left, or the worker is stopping
                     failover.abandon(opener, key)
                     raise
@@ -196,6 +219,8 @@ class Generation:
                         config.api_keys,
                         pulse,
                         on_failure=lambda failure, key=key: failover.failed(key, failure, record),
+                        framing=self.framing,
+                        delta=self.delta,
                     )
                     for piece in pieces:
                         sent = True
@@ -210,7 +235,7 @@ class Generation:
                         break
             final = failover.final(failures)
             if sent:
-                yield end_with_error(final, self.chunker, record, config.api_keys, opened=False)
+                yield self._end(final)
                 return
             raise final
         except GeneratorExit:
@@ -222,7 +247,7 @@ class Generation:
             # Keep-alive spaces committed a 200: a bug now must still end the body as JSON.
             LOGGER.exception("stream failed", extra={"request_id": record.request_id})
             internal = UpstreamError(500, error_body(500, INTERNAL), "internal")
-            yield end_with_error(internal, self.chunker, record, config.api_keys, opened=False)
+            yield self._end(internal)
         finally:
             record.chunks = self.chunker.chunks_sent
             record.prompt_tokens = self.chunker.prompt_tokens

@@ -20,14 +20,12 @@ from typing import Any
 from .chunker import Chunker
 from .classify import classify
 from .errors import error_body
+from .formats import ARRAY, Framing
 from .logs import LOGGER, Outcome, RequestRecord
 from .redact import redact_json
 from .sse import iter_events
 from .upstream import UpstreamError
 
-OPEN, SEPARATOR, CLOSE = b"[", b",", b"]"
-# JSON whitespace, valid anywhere between the array's tokens: bytes on an idle connection.
-KEEPALIVE = b" "
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
 MALFORMED = "Gemini sent a malformed stream event"
 INTERNAL = "the proxy failed while relaying the stream; see its log"
@@ -44,7 +42,7 @@ class KeepAlive:
 
         pulse = KeepAlive(15.0)
         if pulse.due():
-            pulse.sent(); yield KEEPALIVE
+            pulse.sent(); yield framing.keepalive
     """
 
     def __init__(self, interval: float, last: float | None = None) -> None:
@@ -80,31 +78,38 @@ def relay(
     secrets: Sequence[str] = (),
     pulse: KeepAlive | None = None,
     on_failure: Callable[[UpstreamError], UpstreamError] | None = None,
+    framing: Framing = ARRAY,
+    delta: bool = False,
 ) -> Iterator[bytes]:
     """Yield the pieces of the client's body; raise UpstreamError only before the first chunk.
 
-    A None among `byte_chunks` (a silence upstream) becomes a KEEPALIVE piece, and so does an
-    event that adds nothing for the client (a thought, tokens short of a chunk) once `pulse`
-    says one is due. A failure after the first chunk is passed to `on_failure`, and what it
-    returns is written as the array's error element.
+    A None among `byte_chunks` (a silence upstream) becomes the framing's keep-alive, and so
+    does an event that adds nothing for the client (a thought, tokens short of a chunk) once
+    `pulse` says one is due. A failure after the first chunk is passed to `on_failure`, and
+    what it returns is written as the body's error element. With `delta`, each chunk's content
+    is only the text added since the chunk before.
     """
     opened = False
     pulse = pulse or KeepAlive(float("inf"))
+    text_sent = 0
     try:
         for event in _events(byte_chunks):
             chunk = None if event is None else _feed(chunker, event)
             if chunk is None:
                 if event is None or pulse.due():
                     pulse.sent()
-                    yield KEEPALIVE
+                    yield framing.keepalive
                 continue
-            piece = (SEPARATOR if opened else OPEN) + encode(chunk)
+            if delta:
+                content = chunk["content"]
+                chunk["content"], text_sent = content[text_sent:], len(content)
+            piece = framing.chunk(encode(chunk), first=not opened, last=chunker.done)
             if not opened:
                 opened = True
                 record.mark_first_chunk()
             if chunker.done:
                 record.outcome = "complete"
-                yield piece + CLOSE
+                yield piece
                 return
             pulse.sent()
             yield piece
@@ -119,7 +124,7 @@ def relay(
             failure = UpstreamError(500, error_body(500, INTERNAL), "internal")
         elif on_failure is not None:
             failure = on_failure(failure)
-        yield end_with_error(failure, chunker, record, secrets, opened=True)
+        yield end_with_error(failure, chunker, record, secrets, opened=True, framing=framing)
 
 
 def end_with_error(
@@ -128,10 +133,11 @@ def end_with_error(
     record: RequestRecord,
     secrets: Sequence[str],
     opened: bool,
+    framing: Framing = ARRAY,
 ) -> bytes:
-    """Note the failure on `record`; return the bytes that end the array with its error element.
+    """Note the failure on `record`; return the bytes that end the body with its error element.
 
-    `opened` says whether `[` has gone out already (it has not when only keep-alives did).
+    `opened` says whether a chunk has gone out already (none has when only keep-alives did).
     """
     error = failure.body["error"]
     record.error = str(error.get("status", "UNKNOWN"))
@@ -146,7 +152,7 @@ def end_with_error(
         "chunk_number": chunker.chunks_sent + 1,
     }
     # Gemini quotes the key in some messages ("Consumer 'api_key:...' suspended").
-    return (SEPARATOR if opened else OPEN) + encode(redact_json(element, secrets)) + CLOSE
+    return framing.error(encode(redact_json(element, secrets)), opened)
 
 
 def outcome_of(failure: UpstreamError) -> Outcome:

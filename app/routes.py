@@ -20,6 +20,7 @@ from .auth import password_matches
 from .config import MODEL_NAME
 from .errors import ApiError, error_body
 from .failover import Failover, Generation
+from .formats import Framing, choose
 from .logs import LOGGER, RequestRecord, log_request, request_id_from
 from .redact import redact_json
 from .schemas import validate_generate_request
@@ -30,6 +31,8 @@ GENERATE = "/generate"
 # Paths scraped every few seconds: logged only when they fail, so the log stays about traffic.
 QUIET_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 JSON = "application/json"
+# ?content=: the seed's cumulative text (the default) or only the text added since the last chunk.
+CONTENT_MODES = (None, "cumulative", "delta")
 STREAM_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
 
 
@@ -85,17 +88,18 @@ def generate() -> Response:
             401, "missing or wrong password (Authorization: Bearer, x-api-key or ?password=)"
         )
     model = _model(request.args.get("model"), proxy.config.model_id)
+    framing, delta = _output(request.args.get("format"), request.args.get("content"))
     raw = _read_body()
     validate_generate_request(raw)
 
     record.model = model
-    pieces = proxy.stream(model, raw, record)
+    pieces = proxy.stream(model, raw, record, framing, delta)
     try:
         first = next(pieces)  # failures up to here still get their own HTTP status
     except BaseException:
         pieces.close()
         raise
-    response = Response(itertools.chain([first], pieces), mimetype=JSON)
+    response = Response(itertools.chain([first], pieces), mimetype=framing.media_type)
     response.headers.update(STREAM_HEADERS)
     # Closed when the response is, whatever happened: a client that left mid-stream included.
     response.call_on_close(partial(_close_stream, pieces, record))
@@ -120,6 +124,17 @@ def _read_body() -> bytes:
     except Exception:  # noqa: BLE001 - each WSGI server raises its own type for a bad chunked body
         raise ApiError(400, "request body could not be read (malformed chunked encoding)") from None
     return raw
+
+
+def _output(format_name: str | None, content: str | None) -> tuple[Framing, bool]:
+    """The body's framing (?format=, else Accept) and whether chunks carry only new text."""
+    try:
+        framing = choose(format_name, request.headers.get("Accept"))
+    except ValueError as error:
+        raise ApiError(400, str(error)) from None
+    if content not in CONTENT_MODES:
+        raise ApiError(400, f"content must be cumulative or delta, not {content!r}")
+    return framing, content == "delta"
 
 
 def _model(requested: str | None, default: str) -> str:
