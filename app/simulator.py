@@ -1,8 +1,12 @@
-"""A local Gemini API: streams Gemini-shaped SSE answers, with failures scripted per API key.
+"""A local Gemini API: Gemini-shaped answers and model lists, with failures scripted per API key.
 
 Usage: python -m app.simulator --host 127.0.0.1 --port 8090 [--events 12] [--delay 0.25]
 
-It speaks ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse`` like the real API and
+It speaks Gemini's REST API well enough for Google's own SDK (google-genai):
+``POST /v1beta/models/{model}:streamGenerateContent`` (SSE with ``?alt=sse``, else Gemini's JSON
+array), ``:generateContent`` (the same answer as one object), ``:countTokens``,
+``GET /v1beta/models`` (paged with pageSize and pageToken) and ``GET /v1beta/models/{model}``.
+Every call needs an ``x-goog-api-key``; the scripted failures apply to all of them. It also
 serves loopback-only control endpoints under ``/_sim/``: ``PUT /_sim/behaviour`` scripts the
 answers per key (pacing, cuts, stalls, Gemini's own error bodies and broken stream endings),
 ``GET|DELETE /_sim/requests`` is the log of received calls, ``GET /_sim/streams`` counts streams
@@ -15,6 +19,7 @@ import argparse
 import contextlib
 import dataclasses
 import errno
+import functools
 import hashlib
 import ipaddress
 import json
@@ -54,16 +59,62 @@ MIN_STATUS = 200
 MAX_STATUS = 599
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-MODEL_PATH = re.compile(r"/v1beta/models/(?P<model>[A-Za-z0-9._-]+):streamGenerateContent")
+MODELS_PATH = "/v1beta/models"
+# A model's own path, or one of its methods after the colon (`models/x:generateContent`).
+MODEL_PATH = re.compile(r"/v1beta/models/(?P<model>[A-Za-z0-9._-]+)(?::(?P<method>[A-Za-z]+))?")
+# The API methods served, named as in Google's discovery document.
+STREAM_METHOD = "models.streamGenerateContent"
+GENERATE_METHOD = "models.generateContent"
+COUNT_TOKENS_METHOD = "models.countTokens"
+LIST_MODELS_METHOD = "models.list"
+GET_MODEL_METHOD = "models.get"
+# The ones called with POST on `models/{model}:{method}`; `models/x:get` is none of them.
+MODEL_METHODS = frozenset({STREAM_METHOD, GENERATE_METHOD, COUNT_TOKENS_METHOD})
 CONTROL_PREFIX = "/_sim/"
 API_KEY_ENVIRON = "HTTP_X_GOOG_API_KEY"
 SSE_ALT = "sse"
+# Gemini's default for a stream: one JSON array, written element by element as events arrive.
+JSON_ALT = "json"
 SSE_CONTENT_TYPE = "text/event-stream"
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 EVENT_PREFIX = b"data: "
 # Gemini separates events with CRLF CRLF, which clients must handle as well as LF LF.
 EVENT_END = b"\r\n\r\n"
+# Gemini's JSON-array stream: `[` and the first event, `\n,\r\n` before each next one, `\n]`.
+ARRAY_OPEN = b"["
+ARRAY_SEPARATOR = b"\n,\r\n"
+ARRAY_CLOSE = b"\n]"
+EMPTY_ARRAY = b"[]"
 JSON_SEPARATORS = (",", ":")
+
+# GET /v1beta/models lists these ids in this order; GET /v1beta/models/{id} 404s any other id.
+MODELS: dict[str, tuple[str, str]] = {
+    "gemini-2.5-flash": (
+        "Gemini 2.5 Flash",
+        "Stable version of Gemini 2.5 Flash, our mid-size multimodal model that supports up to "
+        "1 million tokens, released in June of 2025.",
+    ),
+    "gemini-2.5-pro": (
+        "Gemini 2.5 Pro",
+        "Stable release (June 17th, 2025) of Gemini 2.5 Pro",
+    ),
+    DEFAULT_MODEL: (
+        "Gemini Simulator",
+        "The local simulator's own model: scripted answers, one token per word.",
+    ),
+}
+# The fields every listed model shares, as Gemini describes its 2.5 models.
+MODEL_VERSION = "001"
+MODEL_INPUT_TOKEN_LIMIT = 1_048_576
+MODEL_OUTPUT_TOKEN_LIMIT = 65_536
+MODEL_GENERATION_METHODS = ("generateContent", "countTokens", "streamGenerateContent")
+MODEL_TEMPERATURE = 1
+MODEL_TOP_P = 0.95
+MODEL_TOP_K = 64
+MODEL_MAX_TEMPERATURE = 2
+DEFAULT_PAGE_SIZE = 50
+# Gemini caps pageSize at 1000 and reads 0 (or no pageSize) as its default.
+MAX_PAGE_SIZE = 1000
 
 # Multi-byte words (2-byte "é"/"ï", 4-byte emoji) make clients deal with UTF-8 split across reads.
 ANSWER_TEXT = (
@@ -140,6 +191,7 @@ PRETTY_INDENT = 2
 Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 ControlHandler = Callable[[bytes], tuple[int, dict[str, Any]]]
+ApiHandler = Callable[["Call", StartResponse], Iterable[bytes]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +223,8 @@ class Behaviour:
     # After this many events (0: right after the headers), say nothing for stall_seconds.
     stall_after: int | None = None
     stall_seconds: float = 30.0
+    # A stream body sent exactly as given (a recorded Gemini stream), instead of made-up events.
+    raw_body: str | None = None
 
 
 BEHAVIOUR_FIELDS = {field.name: field.type for field in dataclasses.fields(Behaviour)}
@@ -199,9 +253,24 @@ class SimulatorConfig:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """One API call that passed the checks every method shares, as its method's handler sees it."""
+
+    key: str
+    # The model id in the path; None for GET /v1beta/models.
+    model: str | None
+    params: dict[str, list[str]]
+    # The decoded JSON body: an object for POST methods, None for GET ones.
+    body: Any
+    behaviour: Behaviour
+    # A streamGenerateContent without alt=sse: Gemini's JSON array instead of SSE.
+    array: bool
+
+
 @dataclasses.dataclass
 class StreamStats:
-    """Counts of SSE streams: being sent, started, ended by the client, cut, stalled, errored."""
+    """Counts of streams (SSE or JSON array): being sent, started, left, cut, stalled, errored."""
 
     open: int = 0
     opened: int = 0
@@ -298,6 +367,104 @@ def frame_bare_error(error: dict[str, Any]) -> bytes:
     return _pretty(error)
 
 
+def frame_array_element(event: dict[str, Any], index: int) -> bytes:
+    """Encode event number `index` (from 0) of a JSON-array stream: `[` or `\\n,\\r\\n`, then it."""
+    return (ARRAY_OPEN if index == 0 else ARRAY_SEPARATOR) + _dumps(event)
+
+
+def frame_array_error(error: dict[str, Any], *, pretty: bool = False) -> bytes:
+    """Encode an HTTP error as Gemini answers a JSON-array stream: a one-element array."""
+    return ARRAY_OPEN + (_pretty(error).rstrip(b"\n") if pretty else _dumps(error)) + ARRAY_CLOSE
+
+
+def merge_events(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Merge a stream's events into generateContent's one answer, as Gemini does.
+
+    Consecutive text parts of the same kind (answer or thought) join into one part; other parts
+    (parts_extra) follow as they came. The last event's usage, feedback and finishReason win.
+    """
+    merged: dict[str, Any] = {}
+    parts: list[dict[str, Any]] = []
+    finish_reason = None
+    answered = False
+    for event in events:
+        for candidate in event.get("candidates") or ():
+            answered = True
+            finish_reason = candidate.get("finishReason", finish_reason)
+            for part in candidate.get("content", {}).get("parts") or ():
+                if parts and _joins(parts[-1], part):
+                    parts[-1]["text"] += part["text"]
+                else:
+                    parts.append(dict(part))
+        merged.update({name: value for name, value in event.items() if name != "candidates"})
+    if not answered:
+        return merged
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
+    if finish_reason is not None:
+        candidate["finishReason"] = finish_reason
+    candidate["index"] = 0
+    return {"candidates": [candidate], **merged}
+
+
+def model_info(model: str) -> dict[str, Any] | None:
+    """Return Gemini's description of a listed model id, or None for an unknown one."""
+    if model not in MODELS:
+        return None
+    display_name, description = MODELS[model]
+    return {
+        "name": f"models/{model}",
+        "version": MODEL_VERSION,
+        "displayName": display_name,
+        "description": description,
+        "inputTokenLimit": MODEL_INPUT_TOKEN_LIMIT,
+        "outputTokenLimit": MODEL_OUTPUT_TOKEN_LIMIT,
+        "supportedGenerationMethods": list(MODEL_GENERATION_METHODS),
+        "temperature": MODEL_TEMPERATURE,
+        "topP": MODEL_TOP_P,
+        "topK": MODEL_TOP_K,
+        "maxTemperature": MODEL_MAX_TEMPERATURE,
+        "thinking": True,
+    }
+
+
+def list_models(query: dict[str, list[str]]) -> dict[str, Any]:
+    """Return the page of GET /v1beta/models that pageSize and pageToken ask for.
+
+    The page token is the position of the page's first model: opaque to clients, as Gemini's
+    are. Raise ValueError, with Gemini's wording, for a malformed size or an unknown token.
+    """
+    size_text = query.get("pageSize", [""])[-1]
+    token = query.get("pageToken", [""])[-1]
+    if size_text and not size_text.isdecimal():
+        raise ValueError(f"Invalid value at 'page_size' (TYPE_INT32), \"{size_text}\"")
+    size = min(int(size_text or 0) or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    if token and not (token.isdecimal() and int(token) < len(MODELS)):
+        raise ValueError("Invalid page token.")
+    start = int(token or 0)
+    ids = list(MODELS)[start : start + size]
+    page: dict[str, Any] = {"models": [model_info(model) for model in ids]}
+    if start + size < len(MODELS):
+        page["nextPageToken"] = str(start + size)
+    return page
+
+
+def api_method(method: str, path: str) -> tuple[str | None, str | None]:
+    """Name the API method (e.g. models.generateContent) a request calls, and the model in it.
+
+    The method is None for a path or HTTP verb the simulator does not serve; the model is the
+    id in the path whenever there is one, so that the request log shows it even then.
+    """
+    if path == MODELS_PATH:
+        return (LIST_MODELS_METHOD if method == "GET" else None), None
+    match = MODEL_PATH.fullmatch(path)
+    if match is None:
+        return None, None
+    if match["method"] is None:
+        return (GET_MODEL_METHOD if method == "GET" else None), match["model"]
+    name = f"models.{match['method']}"
+    return (name if method == "POST" and name in MODEL_METHODS else None), match["model"]
+
+
 def parse_config(payload: Any, base: Behaviour) -> SimulatorConfig:
     """Validate a `PUT /_sim/behaviour` body; its fields override `base`. Raise ConfigError."""
     if not isinstance(payload, dict):
@@ -351,7 +518,7 @@ def checked_behaviour(behaviour: Behaviour, where: str) -> Behaviour:
 
 
 class SimulatorApp:
-    """The WSGI application: Gemini's streaming endpoint plus the `/_sim/` control API."""
+    """The WSGI application: Gemini's API methods plus the `/_sim/` control API."""
 
     def __init__(self, behaviour: Behaviour) -> None:
         self.base = behaviour
@@ -372,19 +539,25 @@ class SimulatorApp:
                 dataclasses.asdict(self.stats),
             ),
         }
+        self._api_methods: dict[str, ApiHandler] = {
+            STREAM_METHOD: self._stream,
+            GENERATE_METHOD: self._generate_content,
+            COUNT_TOKENS_METHOD: self._count_tokens,
+            LIST_MODELS_METHOD: self._list_models,
+            GET_MODEL_METHOD: self._get_model,
+        }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one HTTP request."""
         if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
             return self._control(environ, start_response)
-        return self._generate(environ, start_response)
+        return self._api(environ, start_response)
 
-    def _generate(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
+    def _api(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         query = environ.get("QUERY_STRING", "")
         key = environ.get(API_KEY_ENVIRON) or None
-        match = MODEL_PATH.fullmatch(path)
-        model = match["model"] if match else None
+        name, model = api_method(method, path)
         raw_body = environ["wsgi.input"].read()
         body = _loads(raw_body)
         self.requests.append(
@@ -401,46 +574,94 @@ class SimulatorApp:
                 "remote_port": environ.get("REMOTE_PORT"),
             }
         )
-        if model is None or environ["REQUEST_METHOD"] != "POST":
-            message = f"{environ['REQUEST_METHOD']} {path} is not a Gemini streaming endpoint."
+        if name is None:
+            message = f"{method} {path} is not a Gemini API endpoint of the simulator."
             error = gemini_error(HTTPStatus.NOT_FOUND, message)
             return _json_response(start_response, HTTPStatus.NOT_FOUND, error)
+        params = parse_qs(query)
+        alt = params.get("alt", [JSON_ALT])[-1]
+        # Without alt=sse a stream is Gemini's JSON array, and its errors come wrapped in one too.
+        array = name == STREAM_METHOD and alt != SSE_ALT
+        fail = functools.partial(_json_response, start_response, array=array)
         if key is None:
-            error = gemini_error(HTTPStatus.FORBIDDEN, UNREGISTERED_CALLER_MESSAGE)
-            return _json_response(start_response, HTTPStatus.FORBIDDEN, error)
+            return fail(
+                HTTPStatus.FORBIDDEN,
+                gemini_error(HTTPStatus.FORBIDDEN, UNREGISTERED_CALLER_MESSAGE),
+            )
         behaviour = self.config.for_key(key)
         gevent.sleep(behaviour.hang_before_headers)
-        if not isinstance(body, dict):
+        if method == "POST" and not isinstance(body, dict):
             error = gemini_error(HTTPStatus.BAD_REQUEST, "Invalid JSON payload received.")
-            return _json_response(start_response, HTTPStatus.BAD_REQUEST, error)
-        if parse_qs(query).get("alt") != [SSE_ALT]:
-            # The proxy must always ask for SSE; the JSON-array format would hide that bug.
-            error = gemini_error(HTTPStatus.BAD_REQUEST, "The simulator only streams with alt=sse.")
-            return _json_response(start_response, HTTPStatus.BAD_REQUEST, error)
+            return fail(HTTPStatus.BAD_REQUEST, error)
+        if array and alt != JSON_ALT:
+            message = f"Invalid value at 'alt' (type.googleapis.com/system.Alt), \"{alt}\""
+            return fail(HTTPStatus.BAD_REQUEST, gemini_error(HTTPStatus.BAD_REQUEST, message))
         headers = (
             [] if behaviour.retry_after is None else [("Retry-After", str(behaviour.retry_after))]
         )
         if behaviour.fault is not None:
             error = fault_error(
-                behaviour.fault, key=key, model=model, retry_delay=behaviour.retry_delay
+                behaviour.fault,
+                key=key,
+                model=model or DEFAULT_MODEL,
+                retry_delay=behaviour.retry_delay,
             )
-            return _json_response(
-                start_response, FAULTS[behaviour.fault], error, headers, pretty=True
-            )
+            return fail(FAULTS[behaviour.fault], error, headers, pretty=True)
         if behaviour.status is not None and behaviour.status != HTTPStatus.OK:
             error = behaviour.error_body or gemini_error(behaviour.status)
-            return _json_response(start_response, behaviour.status, error, headers)
-        events = _answer_events(
-            behaviour,
-            model=model,
-            prompt_tokens=count_prompt_tokens(body),
-            response_id=secrets.token_urlsafe(RESPONSE_ID_BYTES),
+            return fail(behaviour.status, error, headers)
+        call = Call(
+            key=key, model=model, params=params, body=body, behaviour=behaviour, array=array
         )
-        write = start_response(_status_line(HTTPStatus.OK), [("Content-Type", SSE_CONTENT_TYPE)])
+        return self._api_methods[name](call, start_response)
+
+    def _stream(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        behaviour, array = call.behaviour, call.array
+        content_type = JSON_CONTENT_TYPE if array else SSE_CONTENT_TYPE
+        write = start_response(_status_line(HTTPStatus.OK), [("Content-Type", content_type)])
         # pywsgi holds headers back until the first body bytes; send them now, as Gemini does,
         # so that first_delay measures time to first event rather than time to headers.
         write(b"")
-        return _EventStream(events, stream_error(behaviour), behaviour, self.stats)
+        if behaviour.raw_body is not None:
+            return [behaviour.raw_body.encode()]
+        events = self._answer(call)
+        return _EventStream(events, stream_error(behaviour), behaviour, self.stats, array=array)
+
+    def _generate_content(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        gevent.sleep(call.behaviour.first_delay)
+        error = stream_error(call.behaviour)
+        if error is not None:
+            # With no stream to break off, a failure mid-answer fails the whole call instead.
+            return _json_response(start_response, _error_code(error), error)
+        return _json_response(start_response, HTTPStatus.OK, merge_events(self._answer(call)))
+
+    def _count_tokens(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        tokens = {"totalTokens": count_prompt_tokens(call.body)}
+        return _json_response(start_response, HTTPStatus.OK, tokens)
+
+    def _list_models(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            page = list_models(call.params)
+        except ValueError as problem:
+            error = gemini_error(HTTPStatus.BAD_REQUEST, str(problem))
+            return _json_response(start_response, HTTPStatus.BAD_REQUEST, error)
+        return _json_response(start_response, HTTPStatus.OK, page)
+
+    def _get_model(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
+        info = model_info(call.model or "")
+        if info is None:
+            message = f"models/{call.model} is not found for API version v1beta."
+            error = gemini_error(HTTPStatus.NOT_FOUND, message)
+            return _json_response(start_response, HTTPStatus.NOT_FOUND, error)
+        return _json_response(start_response, HTTPStatus.OK, info)
+
+    def _answer(self, call: Call) -> Iterator[dict[str, Any]]:
+        return _answer_events(
+            call.behaviour,
+            model=call.model or DEFAULT_MODEL,
+            prompt_tokens=count_prompt_tokens(call.body),
+            response_id=secrets.token_urlsafe(RESPONSE_ID_BYTES),
+        )
 
     def _control(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
@@ -476,12 +697,16 @@ class _EventStream:
         error: dict[str, Any] | None,
         behaviour: Behaviour,
         stats: StreamStats,
+        *,
+        array: bool = False,
     ) -> None:
         self._events = events
         # Sent after the events; held apart because error_bare frames it differently.
         self._error = error
         self._behaviour = behaviour
         self._stats = stats
+        # Gemini's JSON array instead of SSE; `]` is owed until a clean end has written it.
+        self._array = self._closing = array
         self._sent = 0
         self._stalled = False
         self._ended = False
@@ -506,7 +731,10 @@ class _EventStream:
             event, self._error = self._error, None
         if event is None and cut_after is None:
             self._ended = True
-            raise StopIteration
+            if not self._closing:
+                raise StopIteration
+            self._closing = False
+            return ARRAY_CLOSE if self._sent else EMPTY_ARRAY
         gevent.sleep(self._behaviour.first_delay if self._sent == 0 else self._behaviour.delay)
         if event is None:
             self._ended = True
@@ -519,10 +747,14 @@ class _EventStream:
             event["simSentAt"] = sent_at = time.time()
             _stamp_text(event, sent_at)
         self._sent += 1
-        if not is_error:
-            return frame_event(event)
-        self._stats.errored += 1
-        return frame_bare_error(event) if self._behaviour.error_bare else frame_event(event)
+        if is_error:
+            self._stats.errored += 1
+        if self._array:
+            # The array has no bare form: an error is just its last element.
+            return frame_array_element(event, self._sent - 1)
+        if is_error and self._behaviour.error_bare:
+            return frame_bare_error(event)
+        return frame_event(event)
 
     def close(self) -> None:
         """Called by the server when the stream is over; unfinished means the client left."""
@@ -768,6 +1000,24 @@ def _status_line(code: int) -> str:
     return f"{code} {phrase}"
 
 
+def _error_code(error: dict[str, Any]) -> int:
+    """The HTTP error status an error body names, or 500 when it names none."""
+    fields = error.get("error")
+    code = fields.get("code") if isinstance(fields, dict) else None
+    if isinstance(code, int) and HTTPStatus.BAD_REQUEST <= code <= MAX_STATUS:
+        return code
+    return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def _joins(earlier: dict[str, Any], part: dict[str, Any]) -> bool:
+    """Tell whether `part` continues the text of `earlier`: both plain text of the same kind."""
+    plain = all(
+        isinstance(each.get("text"), str) and set(each) <= {"text", "thought"}
+        for each in (earlier, part)
+    )
+    return plain and earlier.get("thought") == part.get("thought")
+
+
 def _json_response(
     start_response: StartResponse,
     status: int,
@@ -775,8 +1025,12 @@ def _json_response(
     extra_headers: Iterable[tuple[str, str]] = (),
     *,
     pretty: bool = False,
+    array: bool = False,
 ) -> list[bytes]:
-    data = _pretty(payload) if pretty else _dumps(payload)
+    if array:
+        data = frame_array_error(payload, pretty=pretty)
+    else:
+        data = _pretty(payload) if pretty else _dumps(payload)
     headers = [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(len(data)))]
     start_response(_status_line(status), [*headers, *extra_headers])
     return [data]

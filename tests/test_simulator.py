@@ -1,5 +1,6 @@
 """Tests for the Gemini simulator: the pure event builder, then the real process over sockets."""
 
+import hashlib
 import itertools
 import json
 import signal
@@ -9,6 +10,8 @@ from typing import Any
 
 import pytest
 import requests
+from google import genai
+from google.genai import errors, types
 from urllib3.exceptions import ReadTimeoutError
 
 from app.simulator import (
@@ -18,11 +21,17 @@ from app.simulator import (
     FAULTS,
     Behaviour,
     ConfigError,
+    api_method,
     count_prompt_tokens,
     fault_error,
     format_duration,
+    frame_array_element,
+    frame_array_error,
     frame_bare_error,
     frame_event,
+    list_models,
+    merge_events,
+    model_info,
     parse_config,
     sse_events,
 )
@@ -36,6 +45,10 @@ from tests.servers import (
 )
 
 STREAM_PATH = "/v1beta/models/gemini-test:streamGenerateContent"
+GENERATE_PATH = "/v1beta/models/gemini-test:generateContent"
+COUNT_PATH = "/v1beta/models/gemini-test:countTokens"
+MODELS_PATH = "/v1beta/models"
+LISTED_MODELS = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-sim"]
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "say something nice"}]}]}
 PROXY_CHUNK_TOKENS = 50
 RPC = "type.googleapis.com/google.rpc."
@@ -84,6 +97,26 @@ def parse_sse(raw: bytes) -> list[dict[str, Any]]:
     return [json.loads(frame.removeprefix(b"data: ")) for frame in frames]
 
 
+def parse_array(raw: bytes) -> list[dict[str, Any]]:
+    """Split a complete JSON-array stream into its events, insisting on Gemini's exact framing."""
+    assert raw.startswith(b"[{") and raw.endswith(b"}\n]")
+    frames = raw[1:-2].split(b"\n,\r\n")
+    assert all(frame.startswith(b"{") and b"\n" not in frame for frame in frames)
+    events = [json.loads(frame) for frame in frames]
+    assert json.loads(raw) == events
+    return events
+
+
+def answer_text(behaviour: Behaviour) -> str:
+    """The answer text (thoughts left out) that the simulator streams for a behaviour."""
+    return "".join(
+        part["text"]
+        for event in answer_events(list(sse_events(behaviour)))
+        for part in event["candidates"][0]["content"]["parts"]
+        if "text" in part and not part.get("thought")
+    )
+
+
 def generate(base_url: str, key: str | None = "test-key", **kwargs: Any) -> requests.Response:
     """Open a streaming generation like the proxy does."""
     headers = {} if key is None else {"x-goog-api-key": key}
@@ -95,6 +128,23 @@ def generate(base_url: str, key: str | None = "test-key", **kwargs: Any) -> requ
         stream=True,
         **{"timeout": REQUEST_TIMEOUT, **kwargs},
     )
+
+
+def call_api(
+    base_url: str, method: str, path: str, key: str | None = "test-key", **kwargs: Any
+) -> requests.Response:
+    """Call one of the simulator's Gemini API methods, sending PROMPT as the body of a POST."""
+    headers = {} if key is None else {"x-goog-api-key": key}
+    if method == "POST":
+        kwargs.setdefault("json", PROMPT)
+    return requests.request(
+        method, f"{base_url}{path}", headers=headers, **{"timeout": REQUEST_TIMEOUT, **kwargs}
+    )
+
+
+def stream_array(base_url: str, key: str = "test-key", **kwargs: Any) -> requests.Response:
+    """Open a streaming generation without alt=sse: Gemini's JSON array."""
+    return call_api(base_url, "POST", STREAM_PATH, key, stream=True, **kwargs)
 
 
 # --- The event builder, without sockets ---
@@ -376,6 +426,219 @@ def test_frame_is_compact_utf8_json_after_data_and_ends_with_crlf_crlf() -> None
     assert frame == 'data: {"a":[1,{"b":"café"}]}\r\n\r\n'.encode()
 
 
+@pytest.mark.parametrize(
+    ("event", "index", "framed"),
+    [
+        ({"a": 1}, 0, b'[{"a":1}'),
+        ({"a": 1}, 1, b'\n,\r\n{"a":1}'),
+        ({"b": ["café", 2]}, 7, '\n,\r\n{"b":["café",2]}'.encode()),
+    ],
+)
+def test_array_element_is_opened_or_separated_like_gemini(
+    event: dict[str, Any], index: int, framed: bytes
+) -> None:
+    """The first element follows `[`; each next one follows `\\n,\\r\\n`; all compact UTF-8."""
+    assert frame_array_element(event, index) == framed
+
+
+def test_array_framed_events_and_the_closing_bracket_are_one_json_array() -> None:
+    """The elements of a whole stream plus `\\n]` parse back as the list of its events."""
+    events = list(sse_events(Behaviour(events=3, words_per_event=2)))
+    raw = b"".join(frame_array_element(event, n) for n, event in enumerate(events)) + b"\n]"
+    assert parse_array(raw) == events
+
+
+@pytest.mark.parametrize(
+    ("pretty", "framed"),
+    [
+        (False, b'[{"error":{"code":503}}\n]'),
+        (True, b'[{\n  "error": {\n    "code": 503\n  }\n}\n]'),
+    ],
+)
+def test_array_stream_errors_are_one_element_arrays(pretty: bool, framed: bytes) -> None:
+    """Before a JSON-array stream, Gemini's HTTP error comes wrapped in a one-element array."""
+    assert frame_array_error({"error": {"code": 503}}, pretty=pretty) == framed
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "answer"),
+    [
+        (
+            Behaviour(text="Hello there, café 🚀", events=3),
+            {
+                "candidates": [
+                    {
+                        "content": {"parts": [{"text": "Hello there, café 🚀"}], "role": "model"},
+                        "finishReason": "STOP",
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": 5,
+                    "candidatesTokenCount": 4,
+                    "totalTokenCount": 9,
+                },
+                "modelVersion": "gemini-test",
+                "responseId": "sim-response",
+            },
+        ),
+        (
+            Behaviour(
+                text="a b c",
+                events=2,
+                thought_events=2,
+                words_per_event=1,
+                finish_reason="MAX_TOKENS",
+                parts_extra=[{"functionCall": {"name": "f", "args": {}}}],
+            ),
+            {
+                "candidates": [
+                    {
+                        "content": {
+                            "parts": [
+                                {"text": "first consider", "thought": True},
+                                {"text": "a b c"},
+                                {"functionCall": {"name": "f", "args": {}}},
+                            ],
+                            "role": "model",
+                        },
+                        "finishReason": "MAX_TOKENS",
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": 5,
+                    "candidatesTokenCount": 3,
+                    "totalTokenCount": 10,
+                    "thoughtsTokenCount": 2,
+                },
+                "modelVersion": "gemini-test",
+                "responseId": "sim-response",
+            },
+        ),
+        (
+            Behaviour(text="x", events=1, finish_reason=None),
+            {
+                "candidates": [
+                    {"content": {"parts": [{"text": "x"}], "role": "model"}, "index": 0}
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": 5,
+                    "candidatesTokenCount": 1,
+                    "totalTokenCount": 6,
+                },
+                "modelVersion": "gemini-test",
+                "responseId": "sim-response",
+            },
+        ),
+        (
+            Behaviour(block_reason="SAFETY"),
+            {
+                "promptFeedback": {"blockReason": "SAFETY"},
+                "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5},
+                "modelVersion": "gemini-test",
+                "responseId": "sim-response",
+            },
+        ),
+    ],
+)
+def test_generate_content_answer_is_the_stream_merged(
+    behaviour: Behaviour, answer: dict[str, Any]
+) -> None:
+    """One candidate, text joined per kind, then parts_extra; a block is its feedback event."""
+    events = sse_events(behaviour, model="gemini-test", prompt_tokens=5)
+    assert merge_events(events) == answer
+
+
+def test_merging_keeps_text_parts_with_more_than_text_apart() -> None:
+    """A text part carrying more than text (a thoughtSignature) is not joined into its neighbour."""
+    signed = {"text": "b", "thoughtSignature": "c2ln"}
+    events = [
+        {"candidates": [{"content": {"parts": [{"text": "a"}]}}]},
+        {"candidates": [{"content": {"parts": [signed, {"text": "c"}]}}]},
+    ]
+    parts = merge_events(events)["candidates"][0]["content"]["parts"]
+    assert parts == [{"text": "a"}, signed, {"text": "c"}]
+
+
+@pytest.mark.parametrize(
+    ("query", "names", "next_token"),
+    [
+        ({}, LISTED_MODELS, None),
+        ({"pageSize": ["0"]}, LISTED_MODELS, None),
+        ({"pageSize": ["3"]}, LISTED_MODELS, None),
+        ({"pageSize": ["2"]}, LISTED_MODELS[:2], "2"),
+        ({"pageSize": ["2"], "pageToken": ["2"]}, LISTED_MODELS[2:], None),
+        ({"pageSize": ["1"], "pageToken": ["1"]}, LISTED_MODELS[1:2], "2"),
+        ({"pageToken": ["1"]}, LISTED_MODELS[1:], None),
+    ],
+)
+def test_model_list_pages(
+    query: dict[str, list[str]], names: list[str], next_token: str | None
+) -> None:
+    """pageSize (0 or none: 50) cuts the list; nextPageToken leads to the rest, only if any."""
+    page = list_models(query)
+    assert [model["name"] for model in page["models"]] == [f"models/{name}" for name in names]
+    assert page.get("nextPageToken") == next_token
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"pageSize": ["-1"]}, {"pageSize": ["many"]}, {"pageToken": ["3"]}, {"pageToken": ["x"]}],
+)
+def test_model_list_refuses_bad_page_sizes_and_tokens(query: dict[str, list[str]]) -> None:
+    """A page size that is no whole number, or a token it never gave out, is a ValueError."""
+    with pytest.raises(ValueError, match="page"):
+        list_models(query)
+
+
+def test_model_description_has_gemini_fields() -> None:
+    """A listed model is described with the fields Gemini gives; others are unknown."""
+    info = model_info("gemini-2.5-flash")
+    assert info is not None
+    assert info.pop("description")
+    assert info == {
+        "name": "models/gemini-2.5-flash",
+        "version": "001",
+        "displayName": "Gemini 2.5 Flash",
+        "inputTokenLimit": 1048576,
+        "outputTokenLimit": 65536,
+        "supportedGenerationMethods": ["generateContent", "countTokens", "streamGenerateContent"],
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+        "thinking": True,
+    }
+    assert model_info("gemini-test") is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name", "model"),
+    [
+        ("POST", STREAM_PATH, "models.streamGenerateContent", "gemini-test"),
+        ("POST", GENERATE_PATH, "models.generateContent", "gemini-test"),
+        ("POST", COUNT_PATH, "models.countTokens", "gemini-test"),
+        ("GET", "/v1beta/models", "models.list", None),
+        ("GET", "/v1beta/models/gemini-2.5-pro", "models.get", "gemini-2.5-pro"),
+        ("GET", "/v1beta/models/unknown-1.0", "models.get", "unknown-1.0"),
+        ("GET", STREAM_PATH, None, "gemini-test"),
+        ("POST", "/v1beta/models", None, None),
+        ("DELETE", "/v1beta/models/gemini-2.5-pro", None, "gemini-2.5-pro"),
+        ("POST", "/v1beta/models/gemini-test:embedContent", None, "gemini-test"),
+        ("GET", "/v1beta/models/gemini-test:get", None, "gemini-test"),
+        ("GET", "/v1beta/models/", None, None),
+        ("GET", "/v1beta/models/a/b", None, None),
+        ("GET", "/v1/models", None, None),
+    ],
+)
+def test_api_method_names_the_method_and_model_of_a_request(
+    method: str, path: str, name: str | None, model: str | None
+) -> None:
+    """Each served path and verb has its method name; anything else none, the model still read."""
+    assert api_method(method, path) == (name, model)
+
+
 # --- The simulator process, over sockets ---
 
 
@@ -425,14 +688,19 @@ def test_headers_arrive_before_a_delayed_first_event(sim: str) -> None:
         (STREAM_PATH, None, json.dumps(PROMPT), 403, "PERMISSION_DENIED"),
         (STREAM_PATH, "", json.dumps(PROMPT), 403, "PERMISSION_DENIED"),
         ("/v1beta/models/a%2Fb:streamGenerateContent", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
-        ("/v1beta/models/gemini-test:generateContent", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
+        ("/v1beta/models/gemini-test:embedContent", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
+        ("/v1beta/models", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
+        ("/v1beta/models/gemini-2.5-flash", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
         (STREAM_PATH, "k", "{not json", 400, "INVALID_ARGUMENT"),
+        (GENERATE_PATH, "k", "[1, 2]", 400, "INVALID_ARGUMENT"),
+        (COUNT_PATH, "k", "{not json", 400, "INVALID_ARGUMENT"),
+        (COUNT_PATH, None, json.dumps(PROMPT), 403, "PERMISSION_DENIED"),
     ],
 )
 def test_bad_requests_get_gemini_shaped_errors(
     sim: str, path: str, key: str | None, data: str, status: int, grpc_status: str
 ) -> None:
-    """Missing keys, unknown paths and non-JSON bodies are refused as Gemini would."""
+    """Missing keys, unknown paths or verbs and non-object bodies are refused as Gemini would."""
     headers = {} if key is None else {"x-goog-api-key": key}
     response = requests.post(
         f"{sim}{path}?alt=sse", data=data, headers=headers, timeout=REQUEST_TIMEOUT
@@ -699,3 +967,415 @@ def test_bare_error_ends_the_body_after_the_events(
     assert len(answer_events(parse_sse(events))) == 2
     assert bare == json.dumps(error, indent=2, ensure_ascii=False).encode() + b"\n"
     assert streams_since(sim, before)["errored"] == 1
+
+
+# --- Gemini's other methods: the JSON-array stream, generateContent, countTokens, models ---
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("query", [{}, {"alt": "json"}])
+def test_stream_without_alt_sse_is_gemini_json_array_of_the_same_events(
+    sim: str, query: dict[str, str]
+) -> None:
+    """Without alt=sse (or with alt=json) the events come as Gemini's JSON array, framed exactly."""
+    with stream_array(sim, params=query) as response:
+        raw = response.raw.read()
+    with generate(sim) as sse:
+        sse_sent = parse_sse(sse.raw.read())
+    events = parse_array(raw)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert raw.count(b"\n,\r\n") == 2
+    assert texts(events) == texts(sse_sent)
+    assert [event["usageMetadata"] for event in events] == [
+        event["usageMetadata"] for event in sse_sent
+    ]
+    assert events[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+@pytest.mark.integration
+def test_array_stream_sends_each_element_as_its_event_is_due(sim: str) -> None:
+    """Elements arrive paced like SSE events: `[` with the first, the `]` only at the end."""
+    configure(sim, {"default": {"stall_after": 1, "stall_seconds": STALL_SECONDS, "stamp": True}})
+    received = []
+    started = time.time()
+    with stream_array(sim) as response:
+        for chunk in response.iter_content(chunk_size=None):
+            received.append((time.time(), chunk))
+    assert len(parse_array(received[0][1] + b"\n]")) == 1
+    assert received[-1][1].endswith(b"\n]")
+    events = parse_array(b"".join(chunk for _, chunk in received))
+    assert events[1]["simSentAt"] - events[0]["simSentAt"] >= STALL_SECONDS
+    assert received[0][0] - started < STALL_SECONDS
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("error_body", "error"), STREAM_ERRORS)
+@pytest.mark.parametrize("error_bare", [False, True])
+def test_error_event_is_the_last_array_element(
+    sim: str, error_body: dict[str, Any] | None, error: dict[str, Any], error_bare: bool
+) -> None:
+    """In the JSON array a mid-stream error is one more element (error_bare has no other form)."""
+    behaviour = {"error_event_after": 2, "error_body": error_body, "error_bare": error_bare}
+    configure(sim, {"default": behaviour})
+    before = control(sim, "streams")
+    with stream_array(sim) as response:
+        events = parse_array(response.raw.read())
+    assert response.status_code == 200
+    assert len(answer_events(events)) == 2
+    assert events[-1] == error
+    assert streams_since(sim, before)["errored"] == 1
+
+
+@pytest.mark.integration
+def test_cut_array_stream_breaks_off_without_its_closing_bracket(sim: str) -> None:
+    """cut_after=N: `[`, N elements, then the connection drops; `]` never comes."""
+    configure(sim, {"default": {"events": 5, "cut_after": 2}})
+    received = bytearray()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError), stream_array(sim) as response:
+        for chunk in response.iter_content(chunk_size=None):
+            received += chunk
+    assert received.startswith(b"[{") and received.endswith(b"}")
+    assert received.count(b"\n,\r\n") == 1
+    assert json.loads(bytes(received) + b"\n]")
+
+
+@pytest.mark.integration
+def test_an_empty_array_stream_is_an_empty_array(sim: str) -> None:
+    """No events at all (events 0): the body is `[]`, still valid JSON."""
+    configure(sim, {"default": {"events": 0}})
+    with stream_array(sim) as response:
+        assert response.raw.read() == b"[]"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("config", "key", "status", "expected"),
+    [
+        (
+            {"keys": {"k": {"fault": "quota"}}},
+            "k",
+            429,
+            fault_error("quota", key="k", model="gemini-test"),
+        ),
+        ({"keys": {"k": {"status": 429, "error_body": CUSTOM_ERROR}}}, "k", 429, CUSTOM_ERROR),
+        ({}, None, 403, None),
+    ],
+)
+def test_array_stream_errors_come_wrapped_in_an_array(
+    sim: str, config: dict[str, Any], key: str | None, status: int, expected: dict[str, Any] | None
+) -> None:
+    """Before a JSON-array stream, Gemini's HTTP error is the one element of an array."""
+    configure(sim, config)
+    response = call_api(sim, "POST", STREAM_PATH, key)
+    assert response.status_code == status
+    (error,) = response.json()
+    assert error == (expected or error)
+    assert error["error"]["code"] == status
+    assert response.content.endswith(b"}\n]")
+
+
+@pytest.mark.integration
+def test_stream_with_an_unknown_alt_is_refused(sim: str) -> None:
+    """alt is sse or json (the default); anything else is Gemini's 400."""
+    response = call_api(sim, "POST", STREAM_PATH, params={"alt": "csv"})
+    assert response.status_code == 400
+    assert "'alt'" in response.json()[0]["error"]["message"]
+
+
+@pytest.mark.integration
+def test_generate_content_is_one_json_answer_with_the_whole_text(sim: str) -> None:
+    """generateContent answers with the merged stream: one text part, Gemini's fields."""
+    response = call_api(sim, "POST", GENERATE_PATH)
+    answer = response.json()
+    (candidate,) = answer["candidates"]
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert candidate == {
+        "content": {"parts": [{"text": answer_text(Behaviour(events=3))}], "role": "model"},
+        "finishReason": "STOP",
+        "index": 0,
+    }
+    assert answer["usageMetadata"] == {
+        "promptTokenCount": 3,
+        "candidatesTokenCount": 3 * DEFAULT_WORDS_PER_EVENT,
+        "totalTokenCount": 3 + 3 * DEFAULT_WORDS_PER_EVENT,
+    }
+    assert answer["modelVersion"] == "gemini-test"
+    assert answer["responseId"]
+    assert list(answer) == ["candidates", "usageMetadata", "modelVersion", "responseId"]
+
+
+@pytest.mark.integration
+def test_generate_content_waits_first_delay_and_keeps_parts_extra(sim: str) -> None:
+    """first_delay holds the whole answer back; parts_extra follow the text part."""
+    call = {"functionCall": {"name": "lookup", "args": {"q": "x"}}}
+    configure(sim, {"default": {"first_delay": STALL_SECONDS, "parts_extra": [call]}})
+    started = time.time()
+    response = call_api(sim, "POST", GENERATE_PATH)
+    assert time.time() - started >= STALL_SECONDS
+    parts = response.json()["candidates"][0]["content"]["parts"]
+    assert parts == [{"text": answer_text(Behaviour(events=3))}, call]
+
+
+@pytest.mark.integration
+def test_generate_content_of_a_blocked_prompt_is_its_prompt_feedback(sim: str) -> None:
+    """block_reason: no candidates, promptFeedback with the reason, as in the stream."""
+    configure(sim, {"default": {"block_reason": "PROHIBITED_CONTENT"}})
+    answer = call_api(sim, "POST", GENERATE_PATH).json()
+    assert "candidates" not in answer
+    assert answer["promptFeedback"] == {"blockReason": "PROHIBITED_CONTENT"}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("error_body", "error"), STREAM_ERRORS)
+def test_generate_content_fails_whole_where_a_stream_would_break_off(
+    sim: str, error_body: dict[str, Any] | None, error: dict[str, Any]
+) -> None:
+    """error_event_after: with no stream to end, the error is the answer, with its own status."""
+    configure(sim, {"default": {"error_event_after": 1, "error_body": error_body}})
+    response = call_api(sim, "POST", GENERATE_PATH)
+    assert response.status_code == error["error"]["code"]
+    assert response.json() == error
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("body", "tokens"),
+    [(PROMPT, 3), ({"contents": [{"parts": [{"text": "one two three four"}]}]}, 4), ({}, 1)],
+)
+def test_count_tokens_counts_the_words_of_the_prompt(
+    sim: str, body: dict[str, Any], tokens: int
+) -> None:
+    """countTokens answers {"totalTokens": N}, N the prompt's words as in promptTokenCount."""
+    response = call_api(sim, "POST", COUNT_PATH, json=body)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert response.json() == {"totalTokens": tokens}
+
+
+@pytest.mark.integration
+def test_models_list_pages_through_every_model(sim: str) -> None:
+    """GET /v1beta/models with pageSize hands out nextPageToken until the last page."""
+    names, token = [], None
+    for _ in LISTED_MODELS:
+        params = {"pageSize": 2, **({"pageToken": token} if token else {})}
+        page = call_api(sim, "GET", MODELS_PATH, params=params).json()
+        names += [model["name"] for model in page["models"]]
+        token = page.get("nextPageToken")
+        if token is None:
+            break
+    assert names == [f"models/{name}" for name in LISTED_MODELS]
+    full = call_api(sim, "GET", MODELS_PATH).json()
+    assert [model["name"] for model in full["models"]] == names
+    assert "nextPageToken" not in full
+
+
+@pytest.mark.integration
+def test_models_list_refuses_a_bad_page_token(sim: str) -> None:
+    """A page token the simulator never gave out is Gemini's 400."""
+    response = call_api(sim, "GET", MODELS_PATH, params={"pageToken": "nonsense"})
+    assert response.status_code == 400
+    assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("model", LISTED_MODELS)
+def test_get_model_describes_a_listed_model(sim: str, model: str) -> None:
+    """GET /v1beta/models/{id} is the same object as in the list."""
+    response = call_api(sim, "GET", f"{MODELS_PATH}/{model}")
+    assert response.status_code == 200
+    assert response.json() == model_info(model)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("model", ["gemini-test", "gemini-9.9-ultra", "a.b_c-d"])
+def test_get_model_of_an_unknown_id_is_not_found(sim: str, model: str) -> None:
+    """An id that could be a model but is not listed is Gemini's 404 NOT_FOUND, naming it."""
+    response = call_api(sim, "GET", f"{MODELS_PATH}/{model}")
+    assert response.status_code == 404
+    assert response.json()["error"]["status"] == "NOT_FOUND"
+    assert f"models/{model}" in response.json()["error"]["message"]
+
+
+# Every Gemini method the simulator serves: HTTP verb, path (with query), the model it names.
+API_CALLS = [
+    ("POST", STREAM_PATH + "?alt=sse", "gemini-test"),
+    ("POST", STREAM_PATH, "gemini-test"),
+    ("POST", GENERATE_PATH, "gemini-test"),
+    ("POST", COUNT_PATH, "gemini-test"),
+    ("GET", MODELS_PATH + "?pageSize=2", None),
+    ("GET", MODELS_PATH + "/gemini-2.5-flash", "gemini-2.5-flash"),
+]
+# Short, but long enough to tell a held-back answer from a prompt one.
+HANG_SECONDS = 0.3
+
+
+def error_of(response: requests.Response) -> dict[str, Any]:
+    """A Gemini error body, unwrapped from the array that a JSON-array stream puts it in."""
+    body = response.json()
+    if isinstance(body, list):
+        (body,) = body
+    return body
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("method", "path", "model"), API_CALLS)
+def test_every_method_needs_a_key(sim: str, method: str, path: str, model: str | None) -> None:
+    """No x-goog-api-key: Gemini's 403 for unregistered callers, whatever the method."""
+    response = call_api(sim, method, path, key=None)
+    assert response.status_code == 403
+    assert error_of(response)["error"]["message"].startswith("Method doesn't allow unregistered")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("method", "path", "model"), API_CALLS)
+def test_every_method_gets_the_key_fault_and_status(
+    sim: str, method: str, path: str, model: str | None
+) -> None:
+    """A key's fault (with Retry-After) and its status with error_body apply to every method."""
+    faults = {
+        "quota-key": {"fault": "quota", "retry_delay": 2, "retry_after": 3},
+        "status-key": {"status": 503, "error_body": CUSTOM_ERROR},
+    }
+    configure(sim, {"keys": faults})
+    quota = call_api(sim, method, path, key="quota-key")
+    status = call_api(sim, method, path, key="status-key")
+    # The model list names no model; the quota then names the simulator's own.
+    quoted = model or "gemini-sim"
+    assert (quota.status_code, quota.headers["Retry-After"]) == (429, "3")
+    assert error_of(quota) == fault_error("quota", key="quota-key", model=quoted, retry_delay=2)
+    assert (status.status_code, error_of(status)) == (503, CUSTOM_ERROR)
+    assert call_api(sim, method, path, key="other-key").status_code == 200
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("method", "path", "model"), API_CALLS)
+def test_every_method_hangs_before_headers(
+    sim: str, method: str, path: str, model: str | None
+) -> None:
+    """hang_before_headers holds back the answer of every method, not just the SSE stream."""
+    configure(sim, {"default": {"hang_before_headers": HANG_SECONDS}})
+    started = time.time()
+    response = call_api(sim, method, path)
+    assert response.status_code == 200
+    assert time.time() - started >= HANG_SECONDS
+
+
+@pytest.mark.integration
+def test_requests_log_records_every_method(sim: str) -> None:
+    """Each call of each method is logged with its key, model, path, query, body and hash."""
+    for number, (method, path, _) in enumerate(API_CALLS):
+        call_api(sim, method, path, key=f"key-{number}")
+    logged = control(sim, "requests")["requests"]
+    assert [(entry["key"], entry["model"]) for entry in logged] == [
+        (f"key-{number}", model) for number, (_, _, model) in enumerate(API_CALLS)
+    ]
+    assert [(entry["path"], entry["query"]) for entry in logged] == [
+        (path.partition("?")[0], path.partition("?")[2]) for _, path, _ in API_CALLS
+    ]
+    posted = [method == "POST" for method, _, _ in API_CALLS]
+    assert [entry["body"] for entry in logged] == [PROMPT if post else None for post in posted]
+    assert [entry["body_sha256"] for entry in logged] == [
+        hashlib.sha256(json.dumps(PROMPT).encode() if post else b"").hexdigest() for post in posted
+    ]
+
+
+# --- Google's own Python SDK against the simulator ---
+
+
+@pytest.fixture
+def client(sim: str) -> genai.Client:
+    """A google-genai client whose base URL is the simulator, with a made-up key."""
+    options = types.HttpOptions(base_url=sim, api_version="v1beta")
+    return genai.Client(api_key="sim-key", http_options=options)
+
+
+@pytest.mark.integration
+def test_sdk_generate_content_gets_the_answer_text(sim: str, client: genai.Client) -> None:
+    """generate_content's .text is the answer the simulator streams, sent with the SDK's key."""
+    answer = client.models.generate_content(model="gemini-2.5-flash", contents="hi there")
+    assert answer.text == answer_text(Behaviour(events=3))
+    assert answer.candidates[0].finish_reason == "STOP"
+    assert answer.usage_metadata.prompt_token_count == 2
+    assert answer.model_version == "gemini-2.5-flash"
+    (logged,) = control(sim, "requests")["requests"]
+    assert (logged["key"], logged["path"]) == (
+        "sim-key",
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+    )
+
+
+@pytest.mark.integration
+def test_sdk_stream_chunks_join_into_the_answer_text(sim: str, client: genai.Client) -> None:
+    """generate_content_stream (SSE underneath) yields one chunk per event, the same text."""
+    chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+    assert len(chunks) == 3
+    assert "".join(chunk.text for chunk in chunks) == answer_text(Behaviour(events=3))
+    assert control(sim, "requests")["requests"][0]["query"] == "alt=sse"
+
+
+@pytest.mark.integration
+def test_sdk_count_tokens(client: genai.Client) -> None:
+    """count_tokens gets one token per word."""
+    counted = client.models.count_tokens(model="gemini-2.5-flash", contents="one two three")
+    assert counted.total_tokens == 3
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("page_size", [None, 1, 2])
+def test_sdk_lists_every_model_across_pages(
+    sim: str, client: genai.Client, page_size: int | None
+) -> None:
+    """list() follows nextPageToken: every model once, in order, whatever the page size."""
+    config = {} if page_size is None else {"page_size": page_size}
+    models = list(client.models.list(config=config))
+    assert [model.name for model in models] == [f"models/{name}" for name in LISTED_MODELS]
+    assert models[0].supported_actions == [
+        "generateContent",
+        "countTokens",
+        "streamGenerateContent",
+    ]
+    pages = -(-len(LISTED_MODELS) // (page_size or 50))
+    assert len(control(sim, "requests")["requests"]) == pages
+
+
+@pytest.mark.integration
+def test_sdk_gets_a_model_and_a_not_found_error(client: genai.Client) -> None:
+    """get() describes a listed model; an unknown one raises the SDK's 404 ClientError."""
+    model = client.models.get(model="gemini-2.5-flash")
+    assert (model.name, model.input_token_limit, model.thinking) == (
+        "models/gemini-2.5-flash",
+        1048576,
+        True,
+    )
+    with pytest.raises(errors.ClientError) as raised:
+        client.models.get(model="gemini-0-none")
+    assert (raised.value.code, raised.value.status) == (404, "NOT_FOUND")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("streamed", [False, True])
+def test_sdk_sees_a_key_fault_as_gemini_client_error(
+    sim: str, client: genai.Client, streamed: bool
+) -> None:
+    """A quota fault on the SDK's key is the SDK's ClientError 429 with Gemini's body."""
+    configure(sim, {"keys": {"sim-key": {"fault": "quota", "retry_delay": 1}}})
+    with pytest.raises(errors.ClientError) as raised:
+        if streamed:
+            list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+        else:
+            client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert (raised.value.code, raised.value.status) == (429, "RESOURCE_EXHAUSTED")
+    assert raised.value.details == fault_error(
+        "quota", key="sim-key", model="gemini-2.5-flash", retry_delay=1
+    )
+
+
+@pytest.mark.integration
+def test_a_raw_body_is_streamed_exactly_as_given(sim: str) -> None:
+    """raw_body replays a recorded stream byte for byte, CRLFs and all."""
+    recorded = 'data: {"candidates": []}\r\n\r\ndata: {"x": "é"}\r\n\r\n'
+    configure(sim, {"default": {"raw_body": recorded}})
+    with generate(sim) as response:
+        assert response.raw.read() == recorded.encode()
