@@ -16,8 +16,9 @@ repeat it, so the relay ends the array with an error element instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import gevent
 
@@ -65,18 +66,50 @@ class Failover:
         """The client's body pieces for one generation, trying keys until one streams."""
         return Generation(self, model, body, record, framing, delta)
 
-    def call(self, model: str, body: bytes, key: Key, remaining: float) -> gevent.Greenlet:
-        """Start the call with `key` in a greenlet of its own; the caller keeps the client alive."""
+    def keys(self, record: RequestRecord) -> Iterator[tuple[Key, float]]:
+        """The keys to try for one request, each with the seconds left of its deadline.
+
+        Stops at MAX_ATTEMPTS, at FAILOVER_DEADLINE, or when no untried key is usable.
+        """
+        while record.attempts < self.config.attempts_per_request:
+            remaining = record.started + self.config.failover_deadline - time.perf_counter()
+            key = self.pool.acquire(exclude=record.keys_tried) if remaining > 0 else None
+            if key is None:
+                return
+            record.keys_tried.append(key.id)
+            yield key, remaining
+
+    def call(self, start: Callable[[], UpstreamStream]) -> gevent.Greenlet:
+        """Run `start` (a call to Gemini) in its own greenlet; the caller keeps the client alive."""
 
         def call() -> UpstreamStream | Exception:
             # Returned, not raised: gevent prints a greenlet's exception to stderr, past the
             # logging filter that removes keys from what Gemini said.
             try:
-                return self.client.open_stream(model, body, key, wait=remaining)
+                return start()
             except Exception as failure:  # noqa: BLE001 - handed to answer(), which raises it
                 return failure
 
         return gevent.spawn(call)
+
+    def passthrough(
+        self, method: str, path: str, body: bytes | None, record: RequestRecord
+    ) -> UpstreamStream:
+        """Gemini's first usable answer to `method path`, trying keys as /generate does.
+
+        For the native routes: the answer is passed on as it is, so there is nothing to retry
+        once it has begun; the keys are tried until one answers 2xx or the failure is final.
+        """
+        failures: list[UpstreamError] = []
+        for key, remaining in self.keys(record):
+            start = partial(self.client.open, method, path, key, body, remaining)
+            try:
+                return self.answer(self.call(start), key)
+            except UpstreamError as failure:
+                failures.append(self.failed(key, failure, record))
+                if not failure.verdict.retryable:
+                    break
+        raise self.final(failures)
 
     def answer(self, opener: gevent.Greenlet, key: Key) -> UpstreamStream:
         """The finished call's stream, counted; or its UpstreamError, counted and raised."""
@@ -192,14 +225,11 @@ class Generation:
         sent = False  # any byte, a keep-alive space included, went to the client
         failures: list[UpstreamError] = []
         try:
-            while record.attempts < config.attempts_per_request:
-                remaining = record.started + config.failover_deadline - time.perf_counter()
-                key = failover.pool.acquire(exclude=record.keys_tried) if remaining > 0 else None
-                if key is None:
-                    break
-                record.keys_tried.append(key.id)
+            for key, remaining in failover.keys(record):
                 self.chunker = Chunker(config.chunk_token)
-                opener = failover.call(self.model, self.body, key, remaining)
+                opener = failover.call(
+                    partial(failover.client.open_stream, self.model, self.body, key, remaining)
+                )
                 try:
                     while not opener.ready():
                         opener.join(pulse.wait())

@@ -26,6 +26,9 @@ CLIENT_CLOSED = "CLIENT_CLOSED"
 # How a /generate request that reached Gemini ended, for the log and the outcomes metric.
 Outcome = Literal["complete", "incomplete", "client_closed", "upstream_error"]
 OUTCOMES: tuple[Outcome, ...] = ("complete", "incomplete", "client_closed", "upstream_error")
+# The counted routes: the seed's /generate, and Gemini's own paths passed through.
+Route = Literal["generate", "native"]
+ROUTES: tuple[Route, ...] = ("generate", "native")
 
 
 def request_id_from(header: str | None) -> str:
@@ -44,6 +47,7 @@ class RequestRecord:
     path: str
     started: float = field(default_factory=time.perf_counter)
     status: int | None = None
+    route: Route | None = None
     model: str | None = None
     # The ids of the keys of the upstream calls made, in order; the last one served the answer.
     keys_tried: list[str] = field(default_factory=list)

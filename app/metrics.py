@@ -39,7 +39,9 @@ ATTEMPT_BUCKETS = (0, 1, 2, 3, 5, 10)
 KEY_REFRESH_SECONDS = 1.0
 
 REQUESTS = Counter(
-    f"{PREFIX}_requests", "Requests to /generate, by the HTTP status answered.", ["status"]
+    f"{PREFIX}_requests",
+    "Requests to /generate (route generate) and Gemini's own paths (route native), by status.",
+    ["route", "status"],
 )
 UPSTREAM_REQUESTS = Counter(
     f"{PREFIX}_upstream_requests",
@@ -119,7 +121,7 @@ def watch_keys(pool: KeyPool) -> gevent.Greenlet:
 
 def observe(record: RequestRecord) -> None:
     """Count one finished /generate request."""
-    REQUESTS.labels(status=str(record.status)).inc()
+    REQUESTS.labels(route=str(record.route), status=str(record.status)).inc()
     if record.duration_seconds is not None:
         REQUEST_DURATION.observe(record.duration_seconds)
     if record.first_chunk_seconds is not None:

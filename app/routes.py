@@ -13,15 +13,16 @@ from functools import partial
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
-from . import metrics
+from . import metrics, native
 from .auth import password_matches
+from .bodies import read_body
 from .config import MODEL_NAME
 from .errors import ApiError, error_body
 from .failover import Failover, Generation
 from .formats import Framing, choose
-from .logs import LOGGER, RequestRecord, log_request, request_id_from
+from .logs import LOGGER, RequestRecord, Route, log_request, request_id_from
 from .redact import redact_json
 from .schemas import validate_generate_request
 from .upstream import UpstreamError
@@ -40,21 +41,28 @@ def init_app(app: Flask, failover: Failover) -> None:
     """Attach the worker's proxy state and register the blueprint."""
     app.extensions["gemini_proxy"] = failover
     app.register_blueprint(bp)
+    app.register_blueprint(native.bp)
 
 
 def _proxy() -> Failover:
     return current_app.extensions["gemini_proxy"]
 
 
-def _is_generate(record: RequestRecord) -> bool:
-    return record.method == "POST" and record.path == GENERATE
+def _route(method: str, path: str) -> Route | None:
+    """Which counted route a request is: /generate, or a native Gemini path; None for the rest."""
+    if method == "POST" and path == GENERATE:
+        return "generate"
+    if path.startswith(native.PREFIX + "/"):
+        return "native"
+    return None
 
 
 @bp.before_app_request
 def _start_record() -> None:
     request_id = request_id_from(request.headers.get("X-Request-ID"))
     g.record = RequestRecord(request_id, request.method, request.path)
-    if _is_generate(g.record):
+    g.record.route = _route(request.method, request.path)
+    if g.record.route is not None:
         metrics.IN_FLIGHT.inc()
 
 
@@ -71,7 +79,7 @@ def _finish_record(response: Response) -> Response:
 
 def _account(record: RequestRecord) -> None:
     record.end()
-    if _is_generate(record):
+    if record.route is not None:
         metrics.IN_FLIGHT.dec()
         metrics.observe(record)
     if record.path not in QUIET_PATHS or record.status >= 400:
@@ -89,7 +97,7 @@ def generate() -> Response:
         )
     model = _model(request.args.get("model"), proxy.config.model_id)
     framing, delta = _output(request.args.get("format"), request.args.get("content"))
-    raw = _read_body()
+    raw = read_body()
     validate_generate_request(raw)
 
     record.model = model
@@ -109,21 +117,6 @@ def generate() -> Response:
 def _close_stream(pieces: Generation, record: RequestRecord) -> None:
     record.end()  # before the upstream's tail is read: the client already has its last byte
     pieces.close()
-
-
-def _read_body() -> bytes:
-    try:
-        raw = request.get_data(cache=False)
-        # werkzeug cuts a body without Content-Length (chunked) at MAX_CONTENT_LENGTH without an
-        # error; one more byte behind the limit means it was longer than allowed.
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        if len(raw) == limit and request.environ["wsgi.input"].read(1):
-            raise RequestEntityTooLarge()
-    except HTTPException:
-        raise
-    except Exception:  # noqa: BLE001 - each WSGI server raises its own type for a bad chunked body
-        raise ApiError(400, "request body could not be read (malformed chunked encoding)") from None
-    return raw
 
 
 def _output(format_name: str | None, content: str | None) -> tuple[Framing, bool]:

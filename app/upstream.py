@@ -27,6 +27,8 @@ from .errors import STATUS_NAMES, error_body, parse_gemini_error
 from .keys import Key
 
 STREAM_PATH = "/v1beta/models/{model}:streamGenerateContent?alt=sse"
+# Gemini's REST API, as the native routes pass it on.
+API_PREFIX = "/v1beta"
 REQUEST_HEADERS = {
     "Content-Type": "application/json",
     # A compressed stream would sit in the decompressor's buffer; ask for plain bytes.
@@ -121,21 +123,30 @@ class GeminiClient:
     def open_stream(
         self, model: str, body: bytes, key: Key, wait: float | None = None
     ) -> UpstreamStream:
-        """Start a generation; return its open stream or raise UpstreamError.
+        """Start a streamed generation (SSE); return its open stream or raise UpstreamError."""
+        return self.open("POST", STREAM_PATH.format(model=model), key, body, wait)
 
-        `wait`, when shorter than the client's timeout, bounds the wait for Gemini's first bytes
-        (a request's deadline running out); once bytes flow, the full timeout applies again.
+    def open(
+        self,
+        method: str,
+        path: str,
+        key: Key,
+        body: bytes | None = None,
+        wait: float | None = None,
+    ) -> UpstreamStream:
+        """Call any Gemini path (query included) with `key`; return the open 2xx answer.
+
+        Raises UpstreamError for any other answer or none. `wait`, when shorter than the
+        client's timeout, bounds the wait for Gemini's first bytes (a request's deadline
+        running out); once bytes flow, the full timeout applies again.
         """
         first_wait = self.timeout if wait is None else max(min(wait, self.timeout), 0.001)
-        headers = {
-            **REQUEST_HEADERS,
-            "x-goog-api-key": key.secret,
-        }
+        headers = {**REQUEST_HEADERS, "x-goog-api-key": key.secret}
         # Prepared here and sent with Session.send: Session.post would merge the session's
         # (empty) headers, params and settings into every call, costing about a tenth of the
         # proxy's CPU per stream for nothing. The Session still pools, and still keeps no cookies.
         prepared = requests.Request(
-            "POST", self.base_url + STREAM_PATH.format(model=model), headers=headers, data=body
+            method, self.base_url + path, headers=headers, data=body
         ).prepare()
         try:
             response = self.session.send(
@@ -153,7 +164,7 @@ class GeminiClient:
             raise UpstreamTimeout(first_wait) from None
         except requests.RequestException as error:
             raise UpstreamUnreachable(f"Gemini is unreachable ({type(error).__name__})") from None
-        if response.status_code != 200:
+        if not 200 <= response.status_code < 300:
             raise _http_error(response, key)
         return UpstreamStream(response, self.timeout, first_wait, self.keepalive)
 

@@ -4,7 +4,7 @@ Usage::
 
     response = generate(proxy, headers={"X-Request-ID": "r1"})
     assert_json_error(response, 429)
-    metric(proxy, "gemini_proxy_requests_total", status="429")
+    metric(proxy, "gemini_proxy_requests_total", route="generate", status="429")
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def test_keys_are_used_evenly_across_both_workers(proxy: ProxyServer, sim: str) 
 
 
 def sample_labels(name: str) -> dict[str, str]:
-    return {"status": "200"} if name == "gemini_proxy_requests_total" else {}
+    return {"route": "generate", "status": "200"} if name == "gemini_proxy_requests_total" else {}
 
 
 def test_metrics_sum_requests_over_all_workers(proxy: ProxyServer, sim: str) -> None:
@@ -522,7 +522,7 @@ def test_killed_workers_lose_no_counts_and_leave_no_stream_in_flight(start_proxy
             os.kill(pid, signal.SIGKILL)
         wait_for(lambda: len(booted_workers(proxy)) == 4)
     for _ in range(6):  # whichever new worker answers
-        assert metric(proxy, "gemini_proxy_requests_total", status="200") == 10
+        assert metric(proxy, "gemini_proxy_requests_total", route="generate", status="200") == 10
         assert metric(proxy, "gemini_proxy_in_flight") == 0
 
 
@@ -532,11 +532,13 @@ def test_counts_from_an_earlier_run_are_cleared_at_start(
     """A restarted server starts from zero even when its metrics folder is kept (a volume)."""
     first = start_proxy(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
     generate(first).raise_for_status()
-    wait_for(lambda: metric(first, "gemini_proxy_requests_total", status="200") == 1)
+    wait_for(
+        lambda: metric(first, "gemini_proxy_requests_total", route="generate", status="200") == 1
+    )
     first.stop()
     assert list(tmp_path.iterdir()), "the operator's folder is kept"
     second = start_proxy(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
-    assert metric(second, "gemini_proxy_requests_total", status="200") == 0
+    assert metric(second, "gemini_proxy_requests_total", route="generate", status="200") == 0
 
 
 # --- Secrets (last: it reads everything the shared proxy wrote) ---------------------------------
