@@ -139,7 +139,10 @@ class ProxyServer:
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The JSON log lines written so far; a line that is not JSON fails the test."""
-        return [json.loads(line) for line in self.output().splitlines() if line.strip()]
+        text = self.output()
+        # While gunicorn runs, its last line may be half written: read whole lines only.
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def stop(self) -> int:
         """SIGTERM gunicorn and wait for it; return its exit code. Safe to call twice."""
