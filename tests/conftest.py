@@ -68,7 +68,11 @@ def start_proxy(simulator_url: str) -> Iterator:
 
     yield start
     for server in started:
-        server.stop()
-        output = server.output()
-        # Every proxy a test started, whatever it was made to do: no secret in anything it wrote.
-        assert not any(secret in output for secret in (*KEYS, PASSWORD)), "a secret was logged"
+        stop_and_check(server)
+
+
+def stop_and_check(server: ProxyServer) -> None:
+    """Stop a proxy a test started; whatever it was made to do, no secret is in what it wrote."""
+    server.stop()
+    output = server.output()
+    assert not any(secret in output for secret in (*KEYS, PASSWORD)), "a secret was logged"

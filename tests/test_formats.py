@@ -14,7 +14,7 @@ from app.formats import FRAMINGS, choose
 from app.logs import RequestRecord
 from app.relay import relay
 from tests.client import generate
-from tests.conftest import proxy_environ
+from tests.conftest import proxy_environ, stop_and_check
 from tests.servers import ProxyServer, configure
 
 ANSWER = " ".join(f"word{number}" for number in range(120))
@@ -135,7 +135,7 @@ def proxy(simulator_url: str) -> Iterator[ProxyServer]:
     """A proxy of this module's own: the failures below must not pause the shared one's keys."""
     server = ProxyServer(proxy_environ(simulator_url)).wait_ready()
     yield server
-    server.stop()
+    stop_and_check(server)
 
 
 def read_as(name: str, response: requests.Response) -> list[dict[str, Any]]:

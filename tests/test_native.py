@@ -12,8 +12,8 @@ from google import genai
 from google.genai import errors, types
 
 from tests.client import assert_json_error, calls_per_key, cooldowns, metric, upstream_calls
-from tests.conftest import proxy_environ
-from tests.servers import KEYS, PASSWORD, REQUEST_TIMEOUT, ProxyServer, configure
+from tests.conftest import proxy_environ, stop_and_check
+from tests.servers import KEYS, PASSWORD, REQUEST_TIMEOUT, ProxyServer, configure, control
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def proxy(simulator_url: str) -> Iterator[ProxyServer]:
     """A proxy of this module's own, so key penalties here stay here."""
     server = ProxyServer(proxy_environ(simulator_url)).wait_ready()
     yield server
-    server.stop()
+    stop_and_check(server)
 
 
 def sdk(proxy: ProxyServer, api_key: str = PASSWORD) -> genai.Client:
@@ -110,6 +110,24 @@ def test_the_password_works_wherever_gemini_clients_put_their_key(
         "text/event-stream"
     )
     assert_gemini_saw_only_pool_keys(sim)
+
+
+def test_the_native_stream_arrives_while_gemini_is_still_generating(
+    proxy: ProxyServer, sim: str
+) -> None:
+    """No buffering: the first event reaches the client before the simulator's stream ends."""
+    configure(sim, {"default": {**KNOWN, "delay": 0.3}})
+    with requests.post(
+        f"{proxy.url}{STREAM}",
+        params={"alt": "sse"},
+        headers={"x-goog-api-key": PASSWORD},
+        json={"contents": [{"parts": [{"text": "hi"}]}]},
+        stream=True,
+        timeout=REQUEST_TIMEOUT,
+    ) as response:
+        first = next(response.iter_content(chunk_size=None))
+        assert first.startswith(b"data: ")
+        assert control(sim, "streams")["open"] == 1, "the proxy held the stream back"
 
 
 def test_the_json_array_stream_passes_through_unchanged(proxy: ProxyServer, sim: str) -> None:
