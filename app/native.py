@@ -64,20 +64,20 @@ def model_method(model: str, method: str) -> Response:
 
 
 def _checked(model: str) -> str:
-    _authorize()
     if not MODEL_NAME.fullmatch(model):
         raise ApiError(400, "model must be letters, digits, '.', '-' and '_', at most 128 long")
     return model
 
 
+@bp.before_request
 def _authorize() -> None:
+    """Every native path first checks the proxy's password, in the places Gemini keys go."""
     config = current_app.extensions["gemini_proxy"].config
     if not password_matches(request, config.api_password, header="x-goog-api-key", query="key"):
         raise ApiError(401, UNAUTHORIZED)
 
 
 def _pass(method: str, path: str, body: bytes | None = None) -> Response:
-    _authorize()
     record: RequestRecord = g.record
     query = urlencode([(k, v) for k, v in request.args.items(multi=True) if k in FORWARDED_QUERY])
     target = PREFIX + path + (f"?{query}" if query else "")
