@@ -15,6 +15,7 @@ from app.logs import RequestRecord
 from app.relay import relay
 from tests.client import generate
 from tests.conftest import proxy_environ, stop_and_check
+from tests.events import sse, text_event
 from tests.servers import ProxyServer, configure
 
 ANSWER = " ".join(f"word{number}" for number in range(120))
@@ -46,17 +47,6 @@ def test_an_unknown_format_is_refused() -> None:
     """?format=xml names no framing: an error, not a silent default."""
     with pytest.raises(ValueError, match="json, ndjson, sse"):
         choose("xml", None)
-
-
-def sse(*events: dict) -> list[bytes]:
-    return [f"data: {json.dumps(event)}\r\n\r\n".encode() for event in events]
-
-
-def text_event(text: str, total: int, finish: str | None = None) -> dict:
-    candidate: dict = {"content": {"parts": [{"text": text}]}}
-    if finish:
-        candidate["finishReason"] = finish
-    return {"candidates": [candidate], "usageMetadata": {"totalTokenCount": total}}
 
 
 STREAM = sse(text_event("a", 12), text_event("b", 25), text_event("c", 30, "STOP"))

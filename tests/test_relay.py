@@ -12,17 +12,7 @@ from app.errors import error_body
 from app.logs import RequestRecord
 from app.relay import relay
 from app.upstream import UpstreamError, UpstreamUnreachable
-
-
-def sse(*events: dict) -> list[bytes]:
-    return [f"data: {json.dumps(event)}\r\n\r\n".encode() for event in events]
-
-
-def text_event(text: str, total: int, finish: str | None = None) -> dict:
-    candidate: dict = {"content": {"parts": [{"text": text}]}}
-    if finish:
-        candidate["finishReason"] = finish
-    return {"candidates": [candidate], "usageMetadata": {"totalTokenCount": total}}
+from tests.events import sse, text_event
 
 
 def run(
