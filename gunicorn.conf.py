@@ -61,8 +61,12 @@ class RedactSecrets(logging.Filter):
     a request that failed; the app never logs a secret, but this filter does not rely on that.
     """
 
-    # `password=` query values, and anything shaped like a Google API key ("AIza" + 35).
-    PATTERN = re.compile(r"(?<=password=)[^&\s'\"]+|AIza[0-9A-Za-z_-]{35}", re.IGNORECASE)
+    # `?password=` and `?key=` query values (the native routes take the password as `key`), and
+    # anything shaped like a Google API key ("AIza" + 35).
+    PATTERN = re.compile(
+        r"(?<=[?&]password=)[^&\s'\"]+|(?<=[?&]key=)[^&\s'\"]+|AIza[0-9A-Za-z_-]{35}",
+        re.IGNORECASE,
+    )
     REPLACEMENT = "[REDACTED]"
 
     def __init__(self):

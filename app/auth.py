@@ -15,30 +15,37 @@ from flask import Request
 BEARER = "bearer "
 
 
-def presented_password(
+def presented_passwords(
     request: Request, header: str = "x-api-key", query: str = "password"
-) -> bytes | None:
-    """The password the client sent, as bytes: a Bearer token, the `header` or the `query`.
+) -> list[bytes]:
+    """The passwords the client sent, as bytes: a Bearer token, the `header`, the `query`.
 
     /generate takes `x-api-key` and `?password=`; the native Gemini routes take the places
     Gemini clients put their key, `x-goog-api-key` and `?key=`.
     """
     # WSGI hands header values over decoded as latin-1 and the query string as UTF-8; going back
     # to the bytes the client sent makes a non-ASCII password work the same in all three places.
+    given = []
     authorization = request.headers.get("Authorization", "")
     if authorization[: len(BEARER)].lower() == BEARER:
-        return authorization[len(BEARER) :].strip().encode("latin-1")
+        given.append(authorization[len(BEARER) :].strip().encode("latin-1"))
     in_header = request.headers.get(header)
     if in_header:
-        return in_header.encode("latin-1")
+        given.append(in_header.encode("latin-1"))
     in_query = request.args.get(query)
-    return None if in_query is None else in_query.encode()
+    if in_query is not None:
+        given.append(in_query.encode())
+    return given
 
 
 def password_matches(
     request: Request, password: str, header: str = "x-api-key", query: str = "password"
 ) -> bool:
-    """Whether the request carries `password`, compared in constant time."""
-    given = presented_password(request, header, query)
+    """Whether any place the password may be given holds it, compared in constant time."""
+    expected = password.encode()
     # compare_digest's time depends only on the length of its inputs, never on where they differ.
-    return given is not None and hmac.compare_digest(given, password.encode())
+    matches = [
+        hmac.compare_digest(given, expected)
+        for given in presented_passwords(request, header, query)
+    ]
+    return any(matches)

@@ -10,7 +10,8 @@ Usage::
 
 Before the first chunk reaches the client a failed attempt costs nothing visible, so the next key
 is tried (up to MAX_ATTEMPTS and FAILOVER_DEADLINE). After it, text has gone out and a retry would
-repeat it, so the relay ends the array with an error element instead.
+repeat it, so the relay ends the body with an error element instead. The native routes use the
+same keys, calls and verdicts through `Failover.passthrough`.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Failover:
             yield key, remaining
 
     def call(self, start: Callable[[], UpstreamStream]) -> gevent.Greenlet:
-        """Run `start` (a call to Gemini) in its own greenlet; the caller keeps the client alive."""
+        """Run `start` (a call to Gemini) in its own greenlet, which the caller may wait on."""
 
         def call() -> UpstreamStream | Exception:
             # Returned, not raised: gevent prints a greenlet's exception to stderr, past the
@@ -94,22 +95,35 @@ class Failover:
 
     def passthrough(
         self, method: str, path: str, body: bytes | None, record: RequestRecord
-    ) -> UpstreamStream:
-        """Gemini's first usable answer to `method path`, trying keys as /generate does.
+    ) -> tuple[UpstreamStream, bytes]:
+        """Gemini's first usable answer to `method path` and its first bytes, trying keys as
+        /generate does.
 
-        For the native routes: the answer is passed on as it is, so there is nothing to retry
-        once it has begun; the keys are tried until one answers 2xx or the failure is final.
+        For the native routes: the answer is passed on as it is, so nothing can be retried
+        once its first byte has gone out; until then (headers and a silence or a cut included)
+        the next key is tried.
         """
         failures: list[UpstreamError] = []
-        for key, remaining in self.keys(record):
-            start = partial(self.client.open, method, path, key, body, remaining)
-            try:
-                return self.answer(self.call(start), key)
-            except UpstreamError as failure:
-                failures.append(self.failed(key, failure, record))
-                if not failure.verdict.retryable:
-                    break
-        raise self.final(failures)
+        try:
+            for key, remaining in self.keys(record):
+                start = partial(self.client.open, method, path, key, body, remaining)
+                try:
+                    upstream = self.answer(self.call(start), key)
+                except UpstreamError as failure:
+                    failures.append(self.failed(key, failure, record))
+                    if not failure.verdict.retryable:
+                        break
+                    continue
+                try:
+                    first = next((data for data in upstream.iter_bytes() if data is not None), b"")
+                except UpstreamError as failure:
+                    upstream.close()
+                    failures.append(self.failed(key, failure, record))
+                    continue
+                return upstream, first
+            raise self.final(failures)
+        finally:
+            metrics.UPSTREAM_ATTEMPTS.observe(record.attempts)
 
     def answer(self, opener: gevent.Greenlet, key: Key) -> UpstreamStream:
         """The finished call's stream, counted; or its UpstreamError, counted and raised."""

@@ -43,11 +43,11 @@ class NdJson(Framing):
 
     def chunk(self, element: bytes, first: bool, last: bool) -> bytes:
         """One line."""
-        return element + b"\n"
+        return one_line(element) + b"\n"
 
     def error(self, element: bytes, opened: bool) -> bytes:
         """One line."""
-        return element + b"\n"
+        return one_line(element) + b"\n"
 
 
 class ServerSentEvents(Framing):
@@ -59,12 +59,26 @@ class ServerSentEvents(Framing):
     keepalive = b": keep-alive\n\n"
 
     def chunk(self, element: bytes, first: bool, last: bool) -> bytes:
-        """One `data:` event (compact JSON holds no line break)."""
-        return b"data: " + element + b"\n\n"
+        """One `data:` event."""
+        return b"data: " + one_line(element) + b"\n\n"
 
     def error(self, element: bytes, opened: bool) -> bytes:
         """One `error` event."""
-        return b"event: error\ndata: " + element + b"\n\n"
+        return b"event: error\ndata: " + one_line(element) + b"\n\n"
+
+
+# Compact JSON holds no line feed, but may hold these raw, and line readers that split like
+# Python's str.splitlines() break a line at them; escaped, the JSON value is the same.
+LINE_BREAKS = {"\u0085": b"\\u0085", "\u2028": b"\\u2028", "\u2029": b"\\u2029"}
+
+
+def one_line(element: bytes) -> bytes:
+    """`element` (compact UTF-8 JSON) with the Unicode line breaks in its strings escaped."""
+    for character, escaped in LINE_BREAKS.items():
+        encoded = character.encode()
+        if encoded in element:
+            element = element.replace(encoded, escaped)
+    return element
 
 
 ARRAY = Framing()
@@ -73,16 +87,31 @@ BY_MEDIA_TYPE = {framing.media_type: framing for framing in FRAMINGS.values()}
 
 
 def choose(query: str | None, accept: str | None) -> Framing:
-    """The framing named by ?format= (which wins), else the first one Accept names, else JSON.
+    """The framing named by ?format= (which wins), else the one Accept prefers, else JSON.
 
-    Raises ValueError for a ?format= that names none.
+    Of the media types Accept names that the proxy knows, the highest q wins, the first named
+    on a tie; q=0 means "not this one". Raises ValueError for a ?format= that names none.
     """
     if query is not None:
         if query not in FRAMINGS:
             raise ValueError(f"format must be one of {', '.join(NAMES)}, not {query!r}")
         return FRAMINGS[query]  # type: ignore[index]
-    for media_range in (accept or "").split(","):
-        framing = BY_MEDIA_TYPE.get(media_range.split(";")[0].strip().lower())
-        if framing is not None:
-            return framing
-    return ARRAY
+    offers = []
+    for position, media_range in enumerate((accept or "").split(",")):
+        media_type, *parameters = (part.strip().lower() for part in media_range.split(";"))
+        framing = BY_MEDIA_TYPE.get(media_type)
+        quality = _quality(parameters)
+        if framing is not None and quality > 0:
+            offers.append((-quality, position, framing))
+    return min(offers, key=lambda offer: offer[:2])[2] if offers else ARRAY
+
+
+def _quality(parameters: list[str]) -> float:
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0

@@ -120,8 +120,14 @@ def watch_keys(pool: KeyPool) -> gevent.Greenlet:
 
 
 def observe(record: RequestRecord) -> None:
-    """Count one finished /generate request."""
+    """Count one finished request of a counted route.
+
+    Every route counts in REQUESTS (labelled by route); the stream metrics below describe
+    /generate's streams only, so the native routes' answers, passed on unread, do not dilute them.
+    """
     REQUESTS.labels(route=str(record.route), status=str(record.status)).inc()
+    if record.route != "generate":
+        return
     if record.duration_seconds is not None:
         REQUEST_DURATION.observe(record.duration_seconds)
     if record.first_chunk_seconds is not None:

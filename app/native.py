@@ -13,6 +13,7 @@ content type, and body byte for byte as it arrives.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from functools import partial
 from urllib.parse import urlencode
@@ -23,7 +24,7 @@ from .auth import password_matches
 from .bodies import read_body
 from .config import MODEL_NAME
 from .errors import ApiError
-from .logs import CLIENT_CLOSED, RequestRecord
+from .logs import CLIENT_CLOSED, LOGGER, RequestRecord
 from .schemas import validate_generate_request
 from .upstream import API_PREFIX, UpstreamError, UpstreamStream
 
@@ -78,12 +79,14 @@ def _authorize() -> None:
 
 
 def _pass(method: str, path: str, body: bytes | None = None) -> Response:
+    """Gemini's answer to the same call, made with a pool key, streamed back unchanged."""
     record: RequestRecord = g.record
     query = urlencode([(k, v) for k, v in request.args.items(multi=True) if k in FORWARDED_QUERY])
     target = PREFIX + path + (f"?{query}" if query else "")
-    upstream = current_app.extensions["gemini_proxy"].passthrough(method, target, body, record)
+    failover = current_app.extensions["gemini_proxy"]
+    upstream, first = failover.passthrough(method, target, body, record)
     answer = upstream.response
-    response = Response(_relay(upstream, record), status=answer.status_code)
+    response = Response(_relay(upstream, first, record), status=answer.status_code)
     for name in FORWARDED_HEADERS:
         if name in answer.headers:
             response.headers[name] = answer.headers[name]
@@ -92,16 +95,23 @@ def _pass(method: str, path: str, body: bytes | None = None) -> Response:
     return response
 
 
-def _relay(upstream: UpstreamStream, record: RequestRecord) -> Iterator[bytes]:
+def _relay(upstream: UpstreamStream, first: bytes, record: RequestRecord) -> Iterator[bytes]:
     """Gemini's body as it arrives; if it breaks, the connection is cut, as Gemini's would be."""
     try:
+        yield first
         for data in upstream.iter_bytes():
             if data is not None:  # a silence: nothing to add to a body passed on unchanged
                 yield data
         record.outcome = "complete"
     except UpstreamError as failure:
         record.outcome, record.error = "upstream_error", failure.body["error"].get("status")
-        raise
+        LOGGER.warning(
+            "native stream broke off",
+            extra={"request_id": record.request_id, "error": str(failure)},
+        )
+        # What gunicorn takes for a vanished peer: the client's connection is closed without
+        # the body's end, and no traceback is logged for a failure that is Gemini's.
+        raise ConnectionResetError(errno.ECONNRESET, "Gemini's stream broke off") from None
     except GeneratorExit:
         record.outcome, record.error = "client_closed", CLIENT_CLOSED
         raise

@@ -105,16 +105,16 @@ def test_every_log_line_is_scrubbed_of_keys_and_the_password(
         monkeypatch, tmp_path, GEMINI_API_KEY_LIST="odd-key-1, odd-key-2", api_password="hunter22"
     )
     google_shaped = "AIza" + "b" * 35
-    message = "bad line 'GET /generate?password=%s&x=1' key %s then %s and %s"
+    message = "bad line 'GET /generate?password=%s&x=1' key %s then %s and %s, '/v1beta?key=%s'"
     record = logging.LogRecord(
         "gunicorn.error", logging.ERROR, __file__, 1, message,
-        ("qs-secret", "odd-key-2", google_shaped, "hunter22"), None,
+        ("qs-secret", "odd-key-2", google_shaped, "hunter22", "old-password"), None,
     )  # fmt: skip
     assert conf["RedactSecrets"]().filter(record) is True
     line = record.getMessage()
-    for secret in ("qs-secret", "odd-key-2", google_shaped, "hunter22"):
+    for secret in ("qs-secret", "odd-key-2", google_shaped, "hunter22", "old-password"):
         assert secret not in line
-    assert line.count("[REDACTED]") == 4
+    assert line.count("[REDACTED]") == 5
 
 
 def test_tracebacks_in_log_lines_are_scrubbed_too(

@@ -33,9 +33,16 @@ KNOWN = {"events": 6, "text": ANSWER}
         (None, "*/*", "json"),
         ("ndjson", "text/event-stream", "ndjson"),
         ("json", "text/event-stream", "json"),
+        (None, "text/event-stream;q=0, application/json", "json"),
+        (None, "application/json;q=0.1, text/event-stream", "sse"),
+        (None, "application/x-ndjson;q=0.5, text/event-stream;q=0.5", "ndjson"),
+        (None, "TEXT/Event-Stream", "sse"),
     ],
-    ids=["default", "json", "ndjson", "sse", "sse-among-others", "any", "query-wins", "query-json"],
-)
+    ids=[
+        "default", "json", "ndjson", "sse", "sse-among-others", "any", "query-wins", "query-json",
+        "q0-is-refusal", "higher-q-wins", "tie-first-named", "case-insensitive",
+    ],
+)  # fmt: skip
 def test_the_query_wins_then_accept_then_the_array(
     query: str | None, accept: str | None, name: str
 ) -> None:
@@ -198,3 +205,13 @@ def test_errors_before_streaming_stay_plain_json_in_every_format(
     response = generate(proxy, params={"format": "sse"})
     assert response.status_code == 400
     assert response.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("name", ["ndjson", "sse"])
+def test_unicode_line_breaks_in_the_text_do_not_break_a_line(name: str) -> None:
+    """U+2028, U+2029 and U+0085 are escaped in line formats, so line readers keep one object."""
+    text = "a\u2028b\u2029c\u0085d"
+    raw = relayed(name, sse(text_event(text, 30, "STOP")))
+    lines = raw.decode().splitlines()
+    assert all(json.loads(line.removeprefix("data: ")) for line in lines if "{" in line)
+    assert parse(name, raw)[-1]["content"] == text

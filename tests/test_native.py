@@ -81,7 +81,7 @@ def test_a_wrong_key_is_a_gemini_shaped_401_and_nothing_goes_upstream(
     client = sdk(proxy, api_key="not-the-password")
     with pytest.raises(errors.ClientError) as caught:
         client.models.generate_content(model=MODEL, contents="x")
-    assert caught.value.code == 401
+    assert (caught.value.code, caught.value.status) == (401, "UNAUTHENTICATED")
     assert upstream_calls(sim) == []
 
 
@@ -144,13 +144,16 @@ def test_the_json_array_stream_passes_through_unchanged(proxy: ProxyServer, sim:
     assert text == ANSWER
 
 
+RECORDED = sorted(RECORDINGS.glob("*.sse")) if RECORDINGS.is_dir() else []
+
+
+@pytest.mark.parametrize("path", RECORDED or [None], ids=lambda path: path.name if path else "none")
 def test_a_recorded_stream_comes_out_of_the_native_route_byte_for_byte(
-    proxy: ProxyServer, sim: str
+    proxy: ProxyServer, sim: str, path: Path | None
 ) -> None:
-    """A real Gemini SSE body, served by the simulator, reaches the client unchanged."""
-    path = RECORDINGS / "pydantic-ai_gemini-2.5-pro_stream_thinking.sse"
-    if not path.exists():
-        pytest.skip(f"{path} is absent (../shared/gemini-recordings is not checked out)")
+    """Every real Gemini SSE body, served by the simulator, reaches the client unchanged."""
+    if path is None:
+        pytest.skip(f"no recordings at {RECORDINGS} (../shared/gemini-recordings)")
     recorded = path.read_bytes()
     configure(sim, {"default": {"raw_body": recorded.decode()}})
     response = requests.post(
@@ -205,3 +208,34 @@ def test_paths_the_proxy_does_not_pass_on_are_refused_locally(
     )
     assert_json_error(response, code)
     assert upstream_calls(sim) == []
+
+
+def test_a_key_silent_after_its_headers_is_passed_over_before_any_byte(
+    start_proxy, sim: str
+) -> None:
+    """Gemini's 200 headers, then nothing for UPSTREAM_TIMEOUT: nothing went to the client yet,
+    so the next key answers."""
+    proxy = start_proxy(workers=1, GEMINI_API_KEY_LIST=f"{KEYS[0]},{KEYS[1]}", UPSTREAM_TIMEOUT="1")
+    stall = {"stall_after": 0, "stall_seconds": 2}
+    configure(sim, {"default": KNOWN, "keys": {KEYS[0]: stall}})
+    client = sdk(proxy)
+    for _ in range(2):
+        assert client.models.generate_content(model=MODEL, contents="hi").text == ANSWER
+    assert calls_per_key(sim)["k1"] == 1
+
+
+def test_a_native_stream_that_breaks_mid_way_cuts_the_clients_connection(
+    proxy: ProxyServer, sim: str
+) -> None:
+    """After the first byte nothing can be retried: the client sees the stream break, as it
+    would from Gemini, and the proxy logs no traceback for it."""
+    configure(sim, {"default": {**KNOWN, "cut_after": 2}})
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.post(
+            f"{proxy.url}{STREAM}",
+            params={"alt": "sse"},
+            headers={"x-goog-api-key": PASSWORD},
+            json={"contents": [{"parts": [{"text": "hi"}]}]},
+            timeout=REQUEST_TIMEOUT,
+        )
+    assert "Traceback" not in proxy.output()
