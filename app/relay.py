@@ -1,13 +1,14 @@
-"""One upstream stream relayed as the client's JSON array, written element by element.
+"""One upstream stream relayed as the client's body, chunk by chunk, in the chosen framing.
 
 Usage::
 
     pieces = relay(upstream.iter_bytes(), Chunker(50), record, secrets=config.api_keys)
     first = next(pieces)  # raises UpstreamError if Gemini failed before the first chunk
 
-The body is `[` chunk `,` chunk ... `]`. `[` goes out with the first chunk, so until then nothing
-is committed and a failure can still become a proper HTTP error status. A failure after that
-ends the array with one error element, so the body is always valid JSON.
+The first chunk is the first byte of the body (in the JSON array, `[` goes out with it), so until
+then nothing is committed and a failure can still become a proper HTTP error status. A failure
+after that ends the body with one error element (app.formats says how each framing writes it),
+so the body always parses.
 """
 
 from __future__ import annotations
