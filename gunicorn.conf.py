@@ -17,6 +17,9 @@ import subprocess
 import sys
 import tempfile
 
+# gunicorn's own logger module (already loaded by gunicorn's config): safe before gevent patches.
+from gunicorn import glogging
+
 
 def _env_int(name, default):
     """The variable as a positive int, else `default`: on_starting's check reports bad values."""
@@ -90,6 +93,22 @@ class RedactSecrets(logging.Filter):
         return self.PATTERN.sub(self.REPLACEMENT, text)
 
 
+# gunicorn's access line is off unless ACCESS_LOG=1: the app already writes one JSON line per
+# request holding all it would say (path, status, duration, request id) and more, and building a
+# second line cost some 5% of the proxy's CPU per stream (BENCHMARKS.md). The pre-start check
+# (python -m app.config) refuses values other than 0 and 1.
+ACCESS_LOG = os.environ.get("ACCESS_LOG", "").strip() == "1"
+
+
+class ProxyLogger(glogging.Logger):
+    """gunicorn's logger, writing the access line only when ACCESS_LOG=1."""
+
+    def access(self, resp, req, environ, request_time):
+        if ACCESS_LOG:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = ProxyLogger
 # %(U)s is the path alone; the request-line and query-string atoms (r, q) would print
 # `?password=` too.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'

@@ -38,6 +38,8 @@ Number = TypeVar("Number", int, float)
 # path's meaning; 128 characters is far above any Gemini model name.
 MODEL_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 DEFAULT_PORT = 1231
+# An on/off variable: unset or empty means its default.
+SWITCH_VALUES = ("", "0", "1")
 MAX_PORT = 65535
 
 
@@ -124,6 +126,9 @@ def check_server_environ(environ: Mapping[str, str]) -> None:
     if port > MAX_PORT:
         raise ConfigError("PORT", f"expected a TCP port (1-{MAX_PORT}), got {port}")
     _positive(environ, "WEB_CONCURRENCY", int, 1)
+    access_log = environ.get("ACCESS_LOG", "").strip()
+    if access_log not in SWITCH_VALUES:
+        raise ConfigError("ACCESS_LOG", f"expected 0 or 1, got {access_log!r}")
 
 
 def _positive(environ: Mapping[str, str], name: str, kind: type[Number], default: Number) -> Number:
@@ -144,8 +149,9 @@ def main() -> int:
 
     Usage: python -m app.config  (gunicorn.conf.py runs it before any worker starts)
 
-    It checks the app's settings and the server's (PORT, WEB_CONCURRENCY; WORKER_CONNECTIONS is
-    one of the app's), so a bad value stops gunicorn with this line instead of a traceback.
+    It checks the app's settings and the server's (PORT, WEB_CONCURRENCY, ACCESS_LOG;
+    WORKER_CONNECTIONS is one of the app's), so a bad value stops gunicorn with this line
+    instead of a traceback.
     """
     try:
         check_server_environ(os.environ)

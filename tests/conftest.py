@@ -50,8 +50,11 @@ def proxy_environ(simulator_url: str, **overrides: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def proxy(simulator_url: str) -> Iterator[ProxyServer]:
-    """The real gunicorn, 2 gevent workers, in front of the simulator."""
-    server = ProxyServer(proxy_environ(simulator_url)).wait_ready()
+    """The real gunicorn, 2 gevent workers, in front of the simulator.
+
+    gunicorn's access line is on, so the secrets test at the end reads it too.
+    """
+    server = ProxyServer(proxy_environ(simulator_url, ACCESS_LOG="1")).wait_ready()
     yield server
     server.stop()
 

@@ -45,6 +45,7 @@ def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: s
         "PORT",
         "WEB_CONCURRENCY",
         "WORKER_CONNECTIONS",
+        "ACCESS_LOG",
         "GEMINI_API_KEY_LIST",
         "api_password",
     ):

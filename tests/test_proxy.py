@@ -454,6 +454,7 @@ def test_request_ids_are_echoed_or_made(proxy: ProxyServer, sent: str | None, ke
         ({"WORKER_CONNECTIONS": "many"}, "WORKER_CONNECTIONS"),
         ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
         ({"PORT": "99999"}, "PORT"),
+        ({"ACCESS_LOG": "yes"}, "ACCESS_LOG"),
     ],
 )
 def test_a_bad_setting_stops_the_start_with_one_line_naming_it(
@@ -466,6 +467,22 @@ def test_a_bad_setting_stops_the_start_with_one_line_naming_it(
     errors = [line for line in lines if line.get("variable") == variable]
     assert errors and errors[0]["message"].startswith(f"configuration error: {variable}: ")
     assert "Traceback" not in proxy.output()
+
+
+@pytest.mark.parametrize(("access_log", "lines"), [("", 0), ("0", 0), ("1", 1)])
+def test_gunicorn_adds_its_access_line_only_when_access_log_is_1(
+    start_proxy, access_log: str, lines: int
+) -> None:
+    """By default a request is logged once, by the app; ACCESS_LOG=1 adds gunicorn's line."""
+    proxy = start_proxy(workers=1, ACCESS_LOG=access_log)
+    generate(proxy, headers={"X-Request-ID": "access-check"}).raise_for_status()
+    wait_for(lambda: served_by(proxy, {"access-check"}))
+    proxy.stop()
+    logged = proxy.log_lines()
+    access = [line["message"] for line in logged if line["logger"] == "gunicorn.access"]
+    assert bool(access) is bool(lines)  # none at all when off, /health included
+    assert sum("/generate" in line and "access-check" in line for line in access) == lines
+    assert [line.get("request_id") for line in logged].count("access-check") == 1
 
 
 def test_each_request_writes_one_json_log_line_with_its_facts(proxy: ProxyServer, sim: str) -> None:
