@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import itertools
+import re
 
-from app.sse import SSEDecoder, SSEError, iter_events
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.sse import SSEDecoder, SSEError, _event_data, iter_events
 
 EVENTS = ['{"text": "naïve café ☕ 🚀"}', '{"n": 2}', '{"text": "日本語"}']
 
@@ -86,3 +91,24 @@ def test_silence_marks_pass_through_in_order() -> None:
     """A None among the reads (the reader saw silence) comes out as None where it fell."""
     reads = [b"data: 1\r\n", None, b"\r\ndata: 2\r\n\r\n", None]
     assert list(iter_events(reads)) == [None, "1", "2", None]
+
+
+# The separator as the SSE spec states it, for the property below; app.sse finds the same
+# separators another, faster way.
+SPEC_EVENT_END = re.compile(rb"\r?\n\r?\n")
+
+
+@given(
+    body=st.lists(st.sampled_from([b"data: ", b"data:", b"x", b"\r", b"\n", b": c"])).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=64), max_size=6),
+)
+def test_any_body_read_in_any_pieces_splits_as_the_spec_separator_does(
+    body: bytes, cuts: list[int]
+) -> None:
+    """CR and LF in any mix, read in any pieces: the events of the whole body split at
+    CR? LF CR? LF."""
+    whole = [_event_data(raw) for raw in SPEC_EVENT_END.split(body)]
+    expected = [data for data in whole if data is not None]
+    bounds = sorted({0, len(body), *(min(cut, len(body)) for cut in cuts)})
+    reads = [body[start:end] for start, end in itertools.pairwise(bounds)]
+    assert list(iter_events(reads)) == expected
