@@ -3,9 +3,10 @@
 Usage: python -m tests.bench [--quick]   (writes BENCHMARKS.md and prints the same table)
 
 Not a test: numbers, no assertions. Sections (see issue 5): cost and throughput against the
-simulator-direct baseline, saturation, 5,000 concurrent streams, chunk delay, and nginx as a
-pass-through floor. Every load comes from an asyncio client (aiohttp) in this process; the
-proxy's CPU is read from /proc for gunicorn's master and workers before and after.
+simulator-direct baseline, saturation, 5,000 concurrent streams, chunk delay, and the floors: nginx
+as a pass-through, and the fixed stack (gunicorn, Flask, requests) relaying bytes without any of
+the proxy's work (tests/floor_app.py). Every load comes from an asyncio client (aiohttp) in this
+process; a server's CPU is read from /proc for its master and workers before and after.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,13 @@ PROMPT = json.dumps({"contents": [{"parts": [{"text": "Tell me a story"}]}]}).en
 PROMPT_TOKENS = 4
 AUTH = {"Authorization": f"Bearer {PASSWORD}", "Content-Type": "application/json"}
 SIM_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+SIM_AUTH = {"x-goog-api-key": KEYS[0]}
+EVENT_END = b"\r\n\r\n"
 CHUNK_TOKEN = 50
 STAMP = re.compile(r"@(\d+\.\d+)\s*$")
+# In Gemini's own events, passed on unparsed, each event's text carries its own stamp once.
+RAW_STAMP = re.compile(rb"@(\d+\.\d+)")
+FLOOR_APP = "tests.floor_app:app"
 REPEATS = 3
 PROFILE_HEADING = "## Profile"
 # Section 4: streams of 4 s whose starts are spread over 2 s, so the 500 run side by side rather
@@ -56,8 +62,8 @@ class Stream:
     ok: bool = False
     first_byte: float | None = None
     first_chunk: float | None = None
-    # (receive time, the chunk) for every array element, when asked for.
-    chunks: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    # (receive time, the bytes) of every read, when asked for.
+    reads: list[tuple[float, bytes]] = field(default_factory=list)
 
 
 # -- Measuring -----------------------------------------------------------------------------------
@@ -103,13 +109,14 @@ def machine() -> str:
 
 
 async def one(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str], keep_chunks: bool
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], keep_reads: bool
 ) -> Stream:
-    """POST the prompt and read the answer as it arrives, noting when bytes and chunks came."""
+    """POST the prompt and read the answer as it arrives, noting when bytes and chunks came.
+
+    Reads are only noted while they arrive and parsed after, so the client's own work does not
+    delay the next read it times.
+    """
     result, started, buffer = Stream(), time.perf_counter(), b""
-    # Reads are only noted while they arrive and parsed at the end, so the client's own work
-    # does not delay the next read it times.
-    reads: list[tuple[float, bytes]] = []
     try:
         async with session.post(url, data=PROMPT, headers=headers) as response:
             async for data in response.content.iter_any():
@@ -119,15 +126,21 @@ async def one(
                 buffer += data
                 if result.first_chunk is None and b"{" in buffer and url.endswith("/generate"):
                     result.first_chunk = now - started
-                if keep_chunks:
-                    reads.append((now, data))
+                if keep_reads:
+                    result.reads.append((now, data))
             result.ok = response.status == 200
     except (aiohttp.ClientError, TimeoutError):
         result.ok = False
-    pending, decoder = b"", json.JSONDecoder()
-    for received_at, data in reads:
-        pending = take_elements(decoder, pending + data, received_at, result.chunks)
     return result
+
+
+def chunks_of(stream: Stream) -> list[tuple[float, Any]]:
+    """(receive time, element) for every array element of the proxy's answer."""
+    chunks: list[tuple[float, Any]] = []
+    pending, decoder = b"", json.JSONDecoder()
+    for received_at, data in stream.reads:
+        pending = take_elements(decoder, pending + data, received_at, chunks)
+    return chunks
 
 
 def take_elements(
@@ -152,7 +165,7 @@ async def load(
     headers: dict[str, str],
     count: int,
     concurrency: int,
-    keep_chunks: bool = False,
+    keep_reads: bool = False,
     ramp: float = 0.0,
 ) -> tuple[list[Stream], float]:
     """`count` streams, `concurrency` at a time, their starts spread over `ramp` seconds;
@@ -164,7 +177,7 @@ async def load(
         async def gated(index: int) -> Stream:
             await asyncio.sleep(ramp * index / count)
             async with gate:
-                return await one(session, url, headers, keep_chunks)
+                return await one(session, url, headers, keep_reads)
 
         started = time.perf_counter()
         results = await asyncio.gather(*(gated(index) for index in range(count)))
@@ -189,7 +202,9 @@ class Simulator:
         self.process.wait(10)
 
 
-def proxy_for(sim: Simulator, **environ: str) -> tuple[ProxyServer, list[int]]:
+def proxy_for(
+    sim: Simulator, app: str = "wsgi:app", **environ: str
+) -> tuple[ProxyServer, list[int]]:
     proxy = ProxyServer(
         {
             "GEMINI_API_KEY_LIST": ",".join(KEYS),
@@ -198,6 +213,7 @@ def proxy_for(sim: Simulator, **environ: str) -> tuple[ProxyServer, list[int]]:
             **environ,
         },
         workers=2,
+        app=app,
     ).wait_ready()
     deadline = time.monotonic() + 10
     while len(family(proxy.process.pid)) < 3 and time.monotonic() < deadline:
@@ -235,9 +251,7 @@ def cost(streams: int, concurrency: int, events: int, delay: float) -> list[str]
                 percentile([r.first_chunk for r in good], 0.99) * 1000
             )
             rows.setdefault("failed streams", []).append(streams - len(good))
-            direct, wall = run_load(
-                f"{sim.url}{SIM_PATH}", {"x-goog-api-key": KEYS[0]}, streams, concurrency
-            )
+            direct, wall = run_load(f"{sim.url}{SIM_PATH}", SIM_AUTH, streams, concurrency)
             rows.setdefault("simulator direct requests/s", []).append(
                 sum(r.ok for r in direct) / wall
             )
@@ -250,10 +264,21 @@ def cost(streams: int, concurrency: int, events: int, delay: float) -> list[str]
     return [table_row(name, values) for name, values in rows.items()]
 
 
-def scale(streams: int, events: int, delay: float) -> list[str]:
-    """Section 3: many concurrent long streams on 2 workers; completions and memory."""
+@dataclass
+class Scale:
+    """What one run of many concurrent long streams showed."""
+
+    complete: int
+    wall: float
+    idle_rss: int
+    peak_rss: int
+    cpu: float
+
+
+def scale_run(streams: int, events: int, delay: float, app: str = "wsgi:app") -> Scale:
+    """`streams` concurrent streams of `events` events `delay` apart through `app` (2 workers)."""
     sim = Simulator("--events", str(events), "--delay", str(delay))
-    proxy, pids = proxy_for(sim)
+    proxy, pids = proxy_for(sim, app)
     try:
         idle = rss_bytes(pids)
         peak = [idle]
@@ -274,15 +299,19 @@ def scale(streams: int, events: int, delay: float) -> list[str]:
     finally:
         proxy.stop()
         sim.stop()
-    complete = sum(r.ok for r in results)
-    per_stream = (max(peak) - idle) / streams
+    return Scale(sum(r.ok for r in results), wall, idle, max(peak), used)
+
+
+def scale(streams: int, events: int, delay: float) -> list[str]:
+    """Section 3: many concurrent long streams on 2 workers; completions and memory."""
+    run = scale_run(streams, events, delay)
     return [
-        table_row(f"{streams} concurrent streams: complete", [complete]),
-        table_row("wall time (s)", [wall]),
-        table_row("proxy RSS idle (MB)", [idle / 1e6]),
-        table_row("proxy RSS peak (MB)", [max(peak) / 1e6]),
-        table_row("RSS per stream (KB)", [per_stream / 1e3]),
-        table_row("proxy CPU per stream (ms)", [used / streams * 1000]),
+        table_row(f"{streams} concurrent streams: complete", [run.complete]),
+        table_row("wall time (s)", [run.wall]),
+        table_row("proxy RSS idle (MB)", [run.idle_rss / 1e6]),
+        table_row("proxy RSS peak (MB)", [run.peak_rss / 1e6]),
+        table_row("RSS per stream (KB)", [(run.peak_rss - run.idle_rss) / streams / 1e3]),
+        table_row("proxy CPU per stream (ms)", [run.cpu / streams * 1000]),
     ]
 
 
@@ -290,37 +319,112 @@ def chunk_delay(streams: int) -> list[str]:
     """Section 4: from the simulator sending the event that completes a chunk to its arrival."""
     sim = Simulator("--events", str(DELAY_EVENTS), "--delay", "0.1", "--stamp")
     proxy, _ = proxy_for(sim)
-    delays: list[float] = []
     try:
-        for _ in range(REPEATS):
-            results, _ = run_load(
-                f"{proxy.url}/generate", AUTH, streams, streams, keep_chunks=True, ramp=DELAY_RAMP
-            )
-            for result in results:
-                for received_at, chunk in result.chunks:
-                    stamp = STAMP.search(chunk.get("content", ""))
-                    if stamp:
-                        # perf_counter and time.time differ by a constant within this process.
-                        delays.append(received_at - perf_to_wall() - float(stamp[1]))
+        delays = stamp_delays(f"{proxy.url}/generate", AUTH, streams, chunk_stamps)
     finally:
         proxy.stop()
         sim.stop()
     return [
-        table_row(f"chunk delay p50 at {streams} streams (ms)", [percentile(delays, 0.5) * 1000]),
-        table_row(f"chunk delay p99 at {streams} streams (ms)", [percentile(delays, 0.99) * 1000]),
+        *delay_rows("chunk delay", streams, delays),
         table_row("chunks measured", [len(delays)]),
     ]
 
 
-def perf_to_wall() -> float:
-    return time.perf_counter() - time.time()
+def stamp_delays(
+    url: str,
+    headers: dict[str, str],
+    streams: int,
+    stamps: Callable[[Stream], Iterator[tuple[float, float]]],
+) -> list[float]:
+    """Seconds from the simulator stamping an event to the client receiving what carries it,
+    over REPEATS loads of `streams` concurrent streams started over DELAY_RAMP."""
+    delays: list[float] = []
+    for _ in range(REPEATS):
+        results, _ = run_load(url, headers, streams, streams, keep_reads=True, ramp=DELAY_RAMP)
+        # perf_counter and time.time differ by a constant within this process.
+        offset = time.perf_counter() - time.time()
+        for result in results:
+            delays.extend(received - offset - sent for received, sent in stamps(result))
+    return delays
 
 
-def nginx_floor(streams: int, concurrency: int) -> list[str]:
-    """Section 5: nginx passing the simulator's stream through, no parsing: its CPU per stream."""
+def chunk_stamps(stream: Stream) -> Iterator[tuple[float, float]]:
+    """(received, sent) for each of the proxy's chunks: sent is the stamp that ends its content,
+    that of the event that completed the chunk."""
+    for received_at, chunk in chunks_of(stream):
+        stamp = STAMP.search(chunk.get("content", ""))
+        if stamp:
+            yield received_at, float(stamp[1])
+
+
+def event_stamps(stream: Stream) -> Iterator[tuple[float, float]]:
+    """(received, sent) for each of Gemini's own events, passed on unparsed."""
+    pending = b""
+    for received_at, data in stream.reads:
+        *events, pending = (pending + data).split(EVENT_END)
+        for event in events:
+            for stamp in RAW_STAMP.finditer(event):
+                yield received_at, float(stamp[1])
+
+
+def delay_rows(what: str, streams: int, delays: list[float]) -> list[str]:
+    return [
+        table_row(
+            f"{what} p{share} at {streams} streams (ms)", [percentile(delays, share / 100) * 1000]
+        )
+        for share in (50, 99)
+    ]
+
+
+def floors(streams: int, concurrency: int, scale_streams: int, delay_streams: int) -> list[str]:
+    """Section 5: what no proxy can go below, on this machine and with this rig."""
+    rows = [nginx_floor(streams, concurrency)]
+    sim = Simulator("--events", "10", "--delay", "0.05")
+    floor, pids = proxy_for(sim, FLOOR_APP)
+    try:
+        used = cpu_per_stream(pids, f"{floor.url}/generate", AUTH, streams, concurrency)
+    finally:
+        floor.stop()
+        sim.stop()
+    rows.append(table_row("bare stack: CPU per stream, load as in 1 (ms)", used))
+    run = scale_run(scale_streams, 60, 0.1, FLOOR_APP)
+    per_stream = (run.peak_rss - run.idle_rss) / scale_streams / 1e3
+    rows.append(
+        table_row(f"bare stack: RSS per stream at {scale_streams} streams (KB)", [per_stream])
+    )
+    sim = Simulator("--events", str(DELAY_EVENTS), "--delay", "0.1", "--stamp")
+    floor, _ = proxy_for(sim, FLOOR_APP)
+    try:
+        stack = stamp_delays(f"{floor.url}/generate", AUTH, delay_streams, event_stamps)
+        direct = stamp_delays(f"{sim.url}{SIM_PATH}", SIM_AUTH, delay_streams, event_stamps)
+    finally:
+        floor.stop()
+        sim.stop()
+    return [
+        *rows,
+        *delay_rows("bare stack: event delay", delay_streams, stack),
+        *delay_rows("simulator direct: event delay", delay_streams, direct),
+    ]
+
+
+def cpu_per_stream(
+    pids: list[int], url: str, headers: dict[str, str], streams: int, concurrency: int
+) -> list[float]:
+    """Milliseconds of the processes' CPU per stream, for each of REPEATS loads after a warm-up."""
+    run_load(url, headers, 100, concurrency)
+    runs = []
+    for _ in range(REPEATS):
+        before = cpu_seconds(pids)
+        run_load(url, headers, streams, concurrency)
+        runs.append((cpu_seconds(pids) - before) / streams * 1000)
+    return runs
+
+
+def nginx_floor(streams: int, concurrency: int) -> str:
+    """nginx passing the simulator's stream through, no parsing: its CPU per stream."""
     nginx = shutil.which("nginx", path=os.environ["PATH"] + os.pathsep + "/usr/sbin")
     if nginx is None:
-        return [table_row("nginx pass-through: not installed (apt-get install nginx)", [])]
+        return table_row("nginx pass-through: not installed (apt-get install nginx)", [])
     sim = Simulator("--events", "10", "--delay", "0.05")
     work = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     port = free_port()
@@ -335,21 +439,14 @@ def nginx_floor(streams: int, concurrency: int) -> list[str]:
     process = subprocess.Popen([nginx, "-c", str(work / "nginx.conf"), "-g", "daemon off;"])
     try:
         time.sleep(0.5)
-        pids = family(process.pid)
         url = f"http://127.0.0.1:{port}{SIM_PATH}"
-        headers = {"x-goog-api-key": KEYS[0]}
-        run_load(url, headers, 100, concurrency)
-        used_runs = []
-        for _ in range(REPEATS):
-            before = cpu_seconds(pids)
-            run_load(url, headers, streams, concurrency)
-            used_runs.append((cpu_seconds(pids) - before) / streams * 1000)
+        used = cpu_per_stream(family(process.pid), url, SIM_AUTH, streams, concurrency)
     finally:
         process.terminate()
         process.wait(10)
         sim.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return [table_row("nginx pass-through CPU per stream (ms)", used_runs)]
+    return table_row("nginx pass-through: CPU per stream, load as in 1 (ms)", used)
 
 
 # -- Report --------------------------------------------------------------------------------------
@@ -378,6 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     scale_streams = 500 if args.quick else 5000
+    delay_streams = 100 if args.quick else 500
     parts: list[tuple[str, Callable[[], list[str]]]] = [
         ("1. Cost and throughput: 600 streams at 50 concurrent, 10 events 50 ms apart",
          lambda: cost(600, 50, 10, 0.05)),
@@ -385,10 +483,10 @@ def main(argv: list[str] | None = None) -> None:
          lambda: cost(600, 100, 20, 0.0)),
         (f"3. Scale: {scale_streams} concurrent streams of 60 events 100 ms apart, 2 workers",
          lambda: scale(scale_streams, 60, 0.1)),
-        ("4. Chunk delay: 500 concurrent streams, 40 events 100 ms apart, started over 2 s",
-         lambda: chunk_delay(100 if args.quick else 500)),
-        ("5. Reference floor: nginx passing the simulator through, same load as 1",
-         lambda: nginx_floor(600, 50)),
+        (f"4. Chunk delay: {delay_streams} concurrent streams, 40 events 100 ms apart, over 2 s",
+         lambda: chunk_delay(delay_streams)),
+        ("5. Floors: nginx as a pass-through, the bare stack (tests/floor_app.py), the rig itself",
+         lambda: floors(600, 50, scale_streams, delay_streams)),
     ]  # fmt: skip
     report = [
         "# Benchmarks",

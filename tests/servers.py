@@ -92,9 +92,12 @@ def control(base_url: str, name: str) -> dict[str, Any]:
 
 
 class ProxyServer:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` with gevent workers on a free loopback port."""
+    """`gunicorn -c gunicorn.conf.py wsgi:app` with gevent workers on a free loopback port.
 
-    def __init__(self, environ: Mapping[str, str], workers: int = 2) -> None:
+    `app` serves another WSGI app under the same settings (the benchmark's floor).
+    """
+
+    def __init__(self, environ: Mapping[str, str], workers: int = 2, app: str = "wsgi:app") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._workdir = tempfile.TemporaryDirectory(prefix="gemini-proxy-test-")
@@ -109,7 +112,7 @@ class ProxyServer:
             "WEB_CONCURRENCY": str(workers),
             **environ,
         }
-        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app]
         self.process = subprocess.Popen(
             [*command, "-b", f"127.0.0.1:{self.port}"],
             cwd=REPO_ROOT,
