@@ -1,7 +1,8 @@
 """gunicorn settings for gemini-chunk-proxy: `gunicorn -c gunicorn.conf.py wsgi:app`.
 
 The master imports this file before gevent patches anything, so it imports only the standard
-library: never app code, requests or urllib3 (an early ssl/socket import breaks gevent's patching).
+library and gunicorn's own modules (which the master loads before forking anyway): never app code,
+requests or urllib3 (an early ssl/socket import breaks gevent's patching).
 Values can be overridden on the command line (`-b`, `-w`, ...) as gunicorn does, except the
 number of streams per worker: set WORKER_CONNECTIONS, which the app's connection pool follows too.
 """
@@ -17,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 
-# gunicorn's own logger module (already loaded by gunicorn's config): safe before gevent patches.
+# gunicorn's own logger, which the master loads anyway to build its logger: it imports only the
+# standard library, so it is safe before gevent patches.
 from gunicorn import glogging
 
 
@@ -95,17 +97,18 @@ class RedactSecrets(logging.Filter):
 
 # gunicorn's access line is off unless ACCESS_LOG=1: the app already writes one JSON line per
 # request holding all it would say (path, status, duration, request id) and more, and building a
-# second line cost some 5% of the proxy's CPU per stream (BENCHMARKS.md). The pre-start check
-# (python -m app.config) refuses values other than 0 and 1.
+# second line cost some 5% of the proxy's CPU per stream (BENCHMARKS.md, Profile). The pre-start
+# check (python -m app.config) refuses values other than 0 and 1.
 ACCESS_LOG = os.environ.get("ACCESS_LOG", "").strip() == "1"
 
 
 class ProxyLogger(glogging.Logger):
     """gunicorn's logger, writing the access line only when ACCESS_LOG=1."""
 
-    def access(self, resp, req, environ, request_time):
-        if ACCESS_LOG:
-            super().access(resp, req, environ, request_time)
+    # gunicorn asks this before it builds the line's fields, and access() asks it again.
+    @property
+    def access_log_enabled(self):
+        return ACCESS_LOG and super().access_log_enabled
 
 
 logger_class = ProxyLogger

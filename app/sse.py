@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 EVENT_END = re.compile(rb"\n\r?\n")
 CR = ord("\r")
 LINE_END = re.compile(r"\r?\n")
-# A separator is at most 4 bytes, so a new read can only complete one that began 3 bytes back.
+# A separator that a new read completes began at most 3 bytes back: the pattern is 3 bytes at most
+# (LF CR LF), and the CR before it is looked up by index, not matched.
 SEPARATOR_OVERLAP = 3
 # The SSE spec lets a stream start with a UTF-8 byte order mark, to be ignored.
 BOM = b"\xef\xbb\xbf"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import re
@@ -32,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from app.simulator import EVENT_END
 from tests.servers import KEYS, PASSWORD, REPO_ROOT, ProxyServer, free_port, start_simulator
 
 PROMPT = json.dumps({"contents": [{"parts": [{"text": "Tell me a story"}]}]}).encode()
@@ -39,7 +41,6 @@ PROMPT_TOKENS = 4
 AUTH = {"Authorization": f"Bearer {PASSWORD}", "Content-Type": "application/json"}
 SIM_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
 SIM_AUTH = {"x-goog-api-key": KEYS[0]}
-EVENT_END = b"\r\n\r\n"
 CHUNK_TOKEN = 50
 STAMP = re.compile(r"@(\d+\.\d+)\s*$")
 # In Gemini's own events, passed on unparsed, each event's text carries its own stamp once.
@@ -93,6 +94,9 @@ def family(pid: int) -> list[int]:
 
 
 def percentile(values: list[float], share: float) -> float:
+    """The value at `share` of the sorted values; NaN for none, so the run goes on."""
+    if not values:
+        return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
@@ -344,7 +348,8 @@ def stamp_delays(
         # perf_counter and time.time differ by a constant within this process.
         offset = time.perf_counter() - time.time()
         for result in results:
-            delays.extend(received - offset - sent for received, sent in stamps(result))
+            if result.ok:
+                delays.extend(received - offset - sent for received, sent in stamps(result))
     return delays
 
 
@@ -404,6 +409,7 @@ def floors(streams: int, concurrency: int, scale_streams: int, delay_streams: in
         *rows,
         *delay_rows("bare stack: event delay", delay_streams, stack),
         *delay_rows("simulator direct: event delay", delay_streams, direct),
+        table_row("events measured, bare stack and direct", [len(stack) + len(direct)]),
     ]
 
 

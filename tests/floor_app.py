@@ -18,6 +18,8 @@ from requests.adapters import HTTPAdapter
 
 PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
 POOL_SIZE = 4096
+# (connect, read) seconds, as the proxy's own calls have them: a stalled simulator fails the run.
+TIMEOUT = (10.0, 300.0)
 
 app = Flask(__name__)
 session = requests.Session()
@@ -34,7 +36,7 @@ headers = {
 def generate() -> Response:
     """Gemini's stream, byte for byte."""
     prepared = requests.Request("POST", upstream_url, headers=headers, data=request.data).prepare()
-    upstream = session.send(prepared, stream=True)
+    upstream = session.send(prepared, stream=True, timeout=TIMEOUT)
     response = Response(upstream.iter_content(chunk_size=None), mimetype="text/event-stream")
     response.call_on_close(upstream.close)
     return response
