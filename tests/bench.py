@@ -120,22 +120,35 @@ async def one(
     Reads are only noted while they arrive and parsed after, so the client's own work does not
     delay the next read it times.
     """
-    result, started, buffer = Stream(), time.perf_counter(), b""
+    result, started = Stream(), time.perf_counter()
     try:
         async with session.post(url, data=PROMPT, headers=headers) as response:
-            async for data in response.content.iter_any():
-                now = time.perf_counter()
-                if result.first_byte is None:
-                    result.first_byte = now - started
-                buffer += data
-                if result.first_chunk is None and b"{" in buffer and url.endswith("/generate"):
-                    result.first_chunk = now - started
-                if keep_reads:
-                    result.reads.append((now, data))
+            OpenStreams.now += 1
+            OpenStreams.most = max(OpenStreams.most, OpenStreams.now)
+            try:
+                await read_answer(response, url, keep_reads, result, started)
+            finally:
+                OpenStreams.now -= 1
             result.ok = response.status == 200
     except (aiohttp.ClientError, TimeoutError):
         result.ok = False
     return result
+
+
+async def read_answer(
+    response: aiohttp.ClientResponse, url: str, keep_reads: bool, result: Stream, started: float
+) -> None:
+    """Read the body to its end, noting on `result` when the first byte and chunk came."""
+    buffer = b""
+    async for data in response.content.iter_any():
+        now = time.perf_counter()
+        if result.first_byte is None:
+            result.first_byte = now - started
+        buffer += data
+        if result.first_chunk is None and b"{" in buffer and url.endswith("/generate"):
+            result.first_chunk = now - started
+        if keep_reads:
+            result.reads.append((now, data))
 
 
 def chunks_of(stream: Stream) -> list[tuple[float, Any]]:
@@ -268,6 +281,17 @@ def cost(streams: int, concurrency: int, events: int, delay: float) -> list[str]
     return [table_row(name, values) for name, values in rows.items()]
 
 
+class OpenStreams:
+    """Answers the client is reading right now, and the most at once since `reset`."""
+
+    now = 0
+    most = 0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.most = cls.now
+
+
 @dataclass
 class Scale:
     """What one run of many concurrent long streams showed."""
@@ -277,6 +301,14 @@ class Scale:
     idle_rss: int
     peak_rss: int
     cpu: float
+    # The most streams open at once: RSS per stream is the growth over these, not over all
+    # streams, since a busy proxy may finish the first streams before it has opened the last.
+    most_open: int
+
+    @property
+    def rss_per_stream(self) -> float:
+        """Bytes of RSS growth per stream open at once."""
+        return (self.peak_rss - self.idle_rss) / max(self.most_open, 1)
 
 
 def scale_run(streams: int, events: int, delay: float, app: str = "wsgi:app") -> Scale:
@@ -296,6 +328,7 @@ def scale_run(streams: int, events: int, delay: float, app: str = "wsgi:app") ->
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         before = cpu_seconds(pids)
+        OpenStreams.reset()
         results, wall = run_load(f"{proxy.url}/generate", AUTH, streams, streams)
         used = cpu_seconds(pids) - before
         stop.set()
@@ -303,7 +336,7 @@ def scale_run(streams: int, events: int, delay: float, app: str = "wsgi:app") ->
     finally:
         proxy.stop()
         sim.stop()
-    return Scale(sum(r.ok for r in results), wall, idle, max(peak), used)
+    return Scale(sum(r.ok for r in results), wall, idle, max(peak), used, OpenStreams.most)
 
 
 def scale(streams: int, events: int, delay: float) -> list[str]:
@@ -314,7 +347,8 @@ def scale(streams: int, events: int, delay: float) -> list[str]:
         table_row("wall time (s)", [run.wall]),
         table_row("proxy RSS idle (MB)", [run.idle_rss / 1e6]),
         table_row("proxy RSS peak (MB)", [run.peak_rss / 1e6]),
-        table_row("RSS per stream (KB)", [(run.peak_rss - run.idle_rss) / streams / 1e3]),
+        table_row("streams open at once, at most", [run.most_open]),
+        table_row("RSS per stream open at once (KB)", [run.rss_per_stream / 1e3]),
         table_row("proxy CPU per stream (ms)", [run.cpu / streams * 1000]),
     ]
 
@@ -393,9 +427,11 @@ def floors(streams: int, concurrency: int, scale_streams: int, delay_streams: in
         sim.stop()
     rows.append(table_row("bare stack: CPU per stream, load as in 1 (ms)", used))
     run = scale_run(scale_streams, 60, 0.1, FLOOR_APP)
-    per_stream = (run.peak_rss - run.idle_rss) / scale_streams / 1e3
     rows.append(
-        table_row(f"bare stack: RSS per stream at {scale_streams} streams (KB)", [per_stream])
+        table_row(
+            f"bare stack: RSS per stream at {run.most_open} streams open at once (KB)",
+            [run.rss_per_stream / 1e3],
+        )
     )
     sim = Simulator("--events", str(DELAY_EVENTS), "--delay", "0.1", "--stamp")
     floor, _ = proxy_for(sim, FLOOR_APP)
