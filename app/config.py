@@ -38,9 +38,9 @@ Number = TypeVar("Number", int, float)
 # path's meaning; 128 characters is far above any Gemini model name.
 MODEL_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 DEFAULT_PORT = 1231
+MAX_PORT = 65535
 # An on/off variable: unset or empty means its default.
 SWITCH_VALUES = ("", "0", "1")
-MAX_PORT = 65535
 
 
 class ConfigError(ValueError):

@@ -139,13 +139,13 @@ async def read_answer(
     response: aiohttp.ClientResponse, url: str, keep_reads: bool, result: Stream, started: float
 ) -> None:
     """Read the body to its end, noting on `result` when the first byte and chunk came."""
-    buffer = b""
     async for data in response.content.iter_any():
         now = time.perf_counter()
         if result.first_byte is None:
             result.first_byte = now - started
-        buffer += data
-        if result.first_chunk is None and b"{" in buffer and url.endswith("/generate"):
+        # A chunk's first byte is its `{`, one byte, so it is in a single read: no need to keep
+        # the whole body, which grew the client's work with the square of its length.
+        if result.first_chunk is None and b"{" in data and url.endswith("/generate"):
             result.first_chunk = now - started
         if keep_reads:
             result.reads.append((now, data))
