@@ -41,7 +41,7 @@ require-keys:
 demo: $(BIN)/.installed
 	@set -e; \
 	log=$$(mktemp); \
-	$(BIN)/python -m app.simulator --port $(SIM_PORT) > $$log 2>&1 & sim=$$!; \
+	$(BIN)/python -m simulator --port $(SIM_PORT) > $$log 2>&1 & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null; rm -f $$log' EXIT INT TERM; \
 	until grep -q simulator_listening $$log; do \
 		if ! kill -0 $$sim 2>/dev/null; then \

@@ -62,9 +62,9 @@ def free_port() -> int:
 
 
 def start_simulator(*options: str) -> tuple[subprocess.Popen[str], str]:
-    """Start `python -m app.simulator --port 0` and return it with its base URL."""
+    """Start `python -m simulator --port 0` and return it with its base URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.simulator", "--port", "0", *options],
+        [sys.executable, "-m", "simulator", "--port", "0", *options],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

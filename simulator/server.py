@@ -1,6 +1,6 @@
 """A local Gemini API: Gemini-shaped answers and model lists, with failures scripted per API key.
 
-Usage: python -m app.simulator --host 127.0.0.1 --port 8090 [--events 12] [--delay 0.25]
+Usage: python -m simulator --host 127.0.0.1 --port 8090 [--events 12] [--delay 0.25]
 
 It speaks Gemini's REST API well enough for Google's own SDK (google-genai):
 ``POST /v1beta/models/{model}:streamGenerateContent`` (SSE with ``?alt=sse``, else Gemini's JSON
@@ -806,7 +806,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m app.simulator",
+        prog="python -m simulator",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
