@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from simulator.server import EVENT_END
+from simulator import EVENT_END
 from tests.servers import KEYS, PASSWORD, REPO_ROOT, ProxyServer, free_port, start_simulator
 
 PROMPT = json.dumps({"contents": [{"parts": [{"text": "Tell me a story"}]}]}).encode()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from simulator.server import count_prompt_tokens
+from simulator import count_prompt_tokens
 from tests.client import (
     PROMPT,
     assert_json_error,

@@ -14,7 +14,7 @@ from google import genai
 from google.genai import errors, types
 from urllib3.exceptions import ReadTimeoutError
 
-from simulator.server import (
+from simulator import (
     ANSWER_WORDS,
     DEFAULT_EVENTS,
     DEFAULT_WORDS_PER_EVENT,
