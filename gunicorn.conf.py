@@ -98,7 +98,7 @@ class RedactSecrets(logging.Filter):
 # gunicorn's access line is off unless ACCESS_LOG=1: the app already writes one JSON line per
 # request holding all it would say (path, status, duration, request id) and more, and building a
 # second line cost some 5% of the proxy's CPU per stream (BENCHMARKS.md, Profile). The pre-start
-# check (python -m app.config) refuses values other than 0 and 1.
+# check (app.config's main) refuses values other than 0 and 1.
 ACCESS_LOG = os.environ.get("ACCESS_LOG", "").strip() == "1"
 
 
@@ -152,6 +152,10 @@ os.environ.setdefault(
     os.path.join(tempfile.gettempdir(), f"gemini-proxy-metrics-{os.getpid()}"),
 )
 
+# `-c`, not `-m app.config`: the app package imports app.config itself, and running a module of
+# a package that imported it already makes Python warn (a line that is not JSON) and run it twice.
+CHECK_SETTINGS = "import sys; from app.config import main; sys.exit(main())"
+
 
 def on_starting(server):
     """Refuse to start on a bad setting; empty the metrics directory of an earlier run; lift the
@@ -165,7 +169,14 @@ def on_starting(server):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     # The settings are checked in a child interpreter: the master must not import app code, and
     # a worker failing on them would stop gunicorn with its own traceback instead of one line.
-    check = subprocess.run([sys.executable, "-m", "app.config"], cwd=os.path.dirname(__file__))
+    # The child imports the whole app package, metrics too: without the metrics folder (not made
+    # yet on a first start) prometheus_client keeps the child's values in memory, not in files.
+    environ = {
+        name: value for name, value in os.environ.items() if name != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    check = subprocess.run(
+        [sys.executable, "-c", CHECK_SETTINGS], cwd=os.path.dirname(__file__), env=environ
+    )
     if check.returncode:
         sys.exit(check.returncode)
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]

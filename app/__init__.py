@@ -8,12 +8,15 @@ Usage::
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from flask import Flask
+from flask import Flask
 
-    from .config import Config
+from . import metrics, routes
+from .config import Config
+from .failover import Failover
+from .keys import KeyPool
+from .logs import LOGGER
+from .upstream import GeminiClient
 
 # Bodies above this get 413 before they are read; Gemini's own inline-request limit is 20 MB.
 MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -21,17 +24,6 @@ MAX_BODY_BYTES = 20 * 1024 * 1024
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the WSGI app for one worker; reads the environment when no config is given."""
-    # Imported here, as in Flask's tutorial, so `python -m app.simulator` loads none of the
-    # proxy (Flask, requests, prometheus_client) just because it lives in this package.
-    from flask import Flask
-
-    from . import metrics, routes
-    from .config import Config
-    from .failover import Failover
-    from .keys import KeyPool
-    from .logs import LOGGER
-    from .upstream import GeminiClient
-
     config = config or Config.from_env(os.environ)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

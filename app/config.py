@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -147,7 +146,7 @@ def _positive(environ: Mapping[str, str], name: str, kind: type[Number], default
 def main() -> int:
     """Check the environment's settings; print one JSON line naming a bad variable.
 
-    Usage: python -m app.config  (gunicorn.conf.py runs it before any worker starts)
+    Usage: sys.exit(main())  (gunicorn.conf.py runs it in a child before any worker starts)
 
     It checks the app's settings and the server's (PORT, WEB_CONCURRENCY, ACCESS_LOG;
     WORKER_CONNECTIONS is one of the app's), so a bad value stops gunicorn with this line
@@ -166,7 +165,3 @@ def main() -> int:
         print(json.dumps(line), flush=True)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
