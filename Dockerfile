@@ -27,6 +27,9 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt -c constraints.txt
 # Readable by the runtime user whatever the umask of the checkout was.
 COPY --chmod=0755 app/ app/
+# The Gemini simulator (python -m simulator), so the image can be tried and tested without
+# keys: the proxy never imports it, and the CMD does not start it.
+COPY --chmod=0755 simulator/ simulator/
 COPY --chmod=0644 wsgi.py gunicorn.conf.py ./
 
 USER 10001
