@@ -1,0 +1,79 @@
+"""What the simulator's tests share: the calls they make and readers of Gemini's bodies.
+
+The readers check Gemini's framing to the byte as they split a body, so a test that reads a
+body has checked its framing too.
+
+Usage::
+
+    events = parse_sse(response.raw.read())
+    assert texts(candidate_events(events)) == ...
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from simulator import Behaviour, sse_events
+
+STREAM_PATH = "/v1beta/models/gemini-test:streamGenerateContent"
+GENERATE_PATH = "/v1beta/models/gemini-test:generateContent"
+COUNT_PATH = "/v1beta/models/gemini-test:countTokens"
+LISTED_MODELS = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-sim"]
+# Three words: three prompt tokens, as the simulator counts them.
+PROMPT = {"contents": [{"role": "user", "parts": [{"text": "say something nice"}]}]}
+RPC = "type.googleapis.com/google.rpc."
+UNAVAILABLE_BODY = {
+    "error": {
+        "code": 503,
+        "message": "The model is overloaded. Please try again later.",
+        "status": "UNAVAILABLE",
+    }
+}
+CUSTOM_ERROR = {
+    "error": {"code": 429, "message": "slow down, café 🚀", "status": "RESOURCE_EXHAUSTED"}
+}
+
+
+def parse_sse(raw: bytes) -> list[dict[str, Any]]:
+    """Split a raw SSE body on CRLF CRLF, insisting that every event is `data: {json}`."""
+    *frames, tail = raw.split(b"\r\n\r\n")
+    assert tail == b""
+    assert all(frame.startswith(b"data: {") and b"\n" not in frame for frame in frames)
+    return [json.loads(frame.removeprefix(b"data: ")) for frame in frames]
+
+
+def parse_array(raw: bytes) -> list[dict[str, Any]]:
+    """Split a complete JSON-array stream into its events, insisting on Gemini's exact framing."""
+    assert raw.startswith(b"[{") and raw.endswith(b"}\n]")
+    frames = raw[1:-2].split(b"\n,\r\n")
+    assert all(frame.startswith(b"{") and b"\n" not in frame for frame in frames)
+    events = [json.loads(frame) for frame in frames]
+    assert json.loads(raw) == events
+    return events
+
+
+def candidate_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the events that carry a candidate."""
+    return [event for event in events if "candidates" in event]
+
+
+def texts(events: list[dict[str, Any]]) -> list[str]:
+    """Return the text of each event's first part."""
+    return [event["candidates"][0]["content"]["parts"][0]["text"] for event in events]
+
+
+def answer_text(behaviour: Behaviour) -> str:
+    """The answer text (thoughts left out) that the simulator streams for a behaviour."""
+    return "".join(
+        part["text"]
+        for event in candidate_events(list(sse_events(behaviour)))
+        for part in event["candidates"][0]["content"]["parts"]
+        if "text" in part and not part.get("thought")
+    )
+
+
+def detail(error: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Return the one detail of a google.rpc type (e.g. "QuotaFailure") in a Gemini error."""
+    (found,) = [each for each in error["error"]["details"] if each["@type"] == RPC + kind]
+    return found
