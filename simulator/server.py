@@ -2,7 +2,7 @@
 
 Usage::
 
-    app = make_app(Behaviour(events=3))  # serve it with any WSGI server; see __main__.py
+    app = make_app(Behaviour(events=3))  # on gevent's WSGIServer, as __main__.py serves it
 """
 
 import dataclasses
