@@ -22,10 +22,9 @@ from flask import Blueprint, Response, current_app, g, request
 
 from .auth import password_matches
 from .bodies import read_body
-from .config import MODEL_NAME
 from .errors import ApiError
 from .logs import CLIENT_CLOSED, LOGGER, RequestRecord
-from .schemas import validate_generate_request
+from .schemas import validate_generate_request, validate_model
 from .upstream import API_PREFIX, UpstreamError, UpstreamStream
 
 PREFIX = API_PREFIX
@@ -48,26 +47,20 @@ def list_models() -> Response:
 @bp.get("/models/<model>")
 def get_model(model: str) -> Response:
     """One model's description."""
-    return _pass("GET", f"/models/{_checked(model)}")
+    return _pass("GET", f"/models/{validate_model(model)}")
 
 
 # Registered without automatic OPTIONS, like /generate: a native path answers POST only.
 @bp.post("/models/<model>:<method>", provide_automatic_options=False)
 def model_method(model: str, method: str) -> Response:
     """generateContent, streamGenerateContent (SSE or Gemini's JSON array) and countTokens."""
-    model = _checked(model)
+    model = validate_model(model)
     if method not in GENERATION_METHODS:
         raise ApiError(404, f"unknown method {method!r}: {', '.join(sorted(GENERATION_METHODS))}")
     raw = read_body()
     validate_generate_request(raw)
     g.record.model = model
     return _pass("POST", f"/models/{model}:{method}", raw)
-
-
-def _checked(model: str) -> str:
-    if not MODEL_NAME.fullmatch(model):
-        raise ApiError(400, "model must be letters, digits, '.', '-' and '_', at most 128 long")
-    return model
 
 
 @bp.before_request

@@ -18,13 +18,12 @@ from werkzeug.exceptions import HTTPException
 from . import metrics, native
 from .auth import password_matches
 from .bodies import read_body
-from .config import MODEL_NAME
 from .errors import ApiError, error_body
 from .failover import Failover, Generation
 from .formats import Framing, choose
 from .logs import LOGGER, RequestRecord, Route, log_request, request_id_from
 from .redact import redact_json
-from .schemas import validate_generate_request
+from .schemas import validate_generate_request, validate_model
 from .upstream import UpstreamError
 
 bp = Blueprint("proxy", __name__)
@@ -95,7 +94,8 @@ def generate() -> Response:
         raise ApiError(
             401, "missing or wrong password (Authorization: Bearer, x-api-key or ?password=)"
         )
-    model = _model(request.args.get("model"), proxy.config.model_id)
+    requested = request.args.get("model")
+    model = proxy.config.model_id if requested is None else validate_model(requested)
     framing, delta = _output(request.args.get("format"), request.args.get("content"))
     raw = read_body()
     validate_generate_request(raw)
@@ -128,18 +128,6 @@ def _output(format_name: str | None, content: str | None) -> tuple[Framing, bool
     if content not in CONTENT_MODES:
         raise ApiError(400, f"content must be cumulative or delta, not {content!r}")
     return framing, content == "delta"
-
-
-def _model(requested: str | None, default: str) -> str:
-    if requested is None:
-        return default
-    if not MODEL_NAME.fullmatch(requested):
-        raise ApiError(
-            400,
-            "model must be letters, digits, '.', '-' and '_' (no '..', at most 128 characters),"
-            " e.g. gemini-2.5-flash",
-        )
-    return requested
 
 
 @bp.get("/health")
