@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 import requests
 
-from app.chunker import Chunker
-from app.formats import FRAMINGS, choose
-from app.logs import RequestRecord
-from app.relay import relay
+from app.chunker import Content
+from app.formats import FRAMINGS, Name, choose
 from tests.client import generate
 from tests.conftest import proxy_environ, stop_and_check
 from tests.events import sse, text_event
+from tests.fakes import relayed as relay
 from tests.servers import ProxyServer, configure
 
 ANSWER = " ".join(f"word{number}" for number in range(120))
@@ -77,9 +76,9 @@ def parse(name: str, raw: bytes) -> list[dict[str, Any]]:
     return elements
 
 
-def relayed(name: str, reads: list[bytes | None], delta: bool = False) -> bytes:
-    record = RequestRecord("rid", "POST", "/generate")
-    return b"".join(relay(reads, Chunker(10), record, framing=FRAMINGS[name], delta=delta))
+def relayed(name: Name, reads: list[bytes | None], delta: bool = False) -> bytes:
+    content: Content = "delta" if delta else "cumulative"
+    return b"".join(relay(reads, framing=name, content=content)[0])
 
 
 @pytest.mark.parametrize("name", ["json", "ndjson", "sse"])
