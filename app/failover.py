@@ -82,7 +82,7 @@ class Attempts(ABC):
         self.proxy = proxy
         self.record = record
         self.clock = KeepAlive(proxy.config.keepalive_seconds, record.started)
-        # The current attempt's relay; once the loop is over, the last attempt's.
+        # The current attempt's relay: None until its call answers; after the loop, the last's.
         self.relay: AttemptRelay | None = None
         self._pieces = self._run()
 
@@ -120,14 +120,11 @@ class Attempts(ABC):
             if self.relay is not None:
                 self.relay.close()
 
-    @property
-    def _began(self) -> bool:
-        return self.relay is not None and self.relay.began
-
     def _run(self) -> Iterator[bytes]:
         failures: list[UpstreamError] = []
         try:
             for key, remaining in self._keys():
+                self.relay = None
                 call = self._call(key, remaining)
                 yield from self._wait(call, key)
                 try:
@@ -135,7 +132,7 @@ class Attempts(ABC):
                     yield from self.relay
                     return
                 except UpstreamError as failure:
-                    if self._began:
+                    if self.relay is not None and self.relay.began:
                         yield self._broke_off(key, failure)
                         return
                     failures.append(self._judge(key, failure))

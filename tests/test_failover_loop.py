@@ -186,3 +186,17 @@ def test_a_bug_after_keepalive_spaces_still_ends_the_body_as_json() -> None:
     pieces.close()
     (element,) = json.loads(raw)
     assert element["error"]["status"] == "INTERNAL" and element["is_complete"] is False
+
+
+def test_the_record_counts_the_last_attempts_tokens_only() -> None:
+    """k1 reports tokens and is cut before a chunk, k2 is refused at once: no tokens logged."""
+    usage = b'data: {"usageMetadata": {"promptTokenCount": 4, "totalTokenCount": 5}}\r\n\r\n'
+    proxy = failover({"k1": FakeStream([usage, UpstreamUnreachable("cut")]), "k2": quota()})
+    rec = record()
+    with pytest.raises(UpstreamError):
+        next(generation(proxy, rec))
+    assert rec.attempts == 2 and (rec.prompt_tokens, rec.total_tokens, rec.chunks) == (
+        None,
+        None,
+        0,
+    )
