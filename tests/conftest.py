@@ -82,6 +82,14 @@ def proxy(simulator_url: str) -> Iterator[ProxyServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def own_proxy(simulator_url: str) -> Iterator[ProxyServer]:
+    """A proxy of the test module's own, so the key penalties its tests cause stay there."""
+    server = ProxyServer(proxy_environ(simulator_url)).wait_ready()
+    yield server
+    stop_and_check(server)
+
+
 @pytest.fixture
 def start_proxy(simulator_url: str) -> Iterator:
     """Start extra proxies with other settings; each is stopped after the test."""
