@@ -52,7 +52,6 @@ class Chunker:
 
     @property
     def content(self) -> str:
-        """All answer text received so far."""
         return "".join(self._text)
 
     def feed(self, event: dict[str, Any]) -> Chunk | None:

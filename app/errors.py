@@ -55,7 +55,6 @@ class ApiError(Exception):
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
-        """The JSON body for this error."""
         return error_body(self.code, self.message, **self.extra)
 
 
@@ -110,7 +109,6 @@ def init_app(app: Flask) -> None:
 
 
 def set_retry_after(response: Response, seconds: float) -> None:
-    """Retry-After in whole seconds, at least 1."""
     response.headers["Retry-After"] = str(max(1, math.ceil(seconds)))
 
 

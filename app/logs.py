@@ -63,7 +63,6 @@ class RequestRecord:
     error: str | None = None
 
     def mark_first_chunk(self) -> None:
-        """Note the time the first chunk went out."""
         self.first_chunk_seconds = time.perf_counter() - self.started
 
     def end(self) -> None:
@@ -87,7 +86,6 @@ class RequestRecord:
 
 
 def log_request(record: RequestRecord) -> None:
-    """Write the request's one log line."""
     LOGGER.info("request", extra=record.fields())
 
 

@@ -46,13 +46,11 @@ UNAUTHORIZED = "API key not valid: use the proxy's password (x-goog-api-key, ?ke
 
 @bp.get("/models")
 def list_models() -> Response:
-    """Gemini's model list."""
     return _pass("GET", "/models")
 
 
 @bp.get("/models/<model>")
 def get_model(model: str) -> Response:
-    """One model's description."""
     return _pass("GET", f"/models/{validate_model(model)}")
 
 

@@ -37,5 +37,4 @@ def init_app(app: Flask, proxy: Proxy) -> None:
 
 
 def get_proxy() -> Proxy:
-    """The current app's proxy."""
     return current_app.extensions[EXTENSION]

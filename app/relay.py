@@ -69,7 +69,6 @@ class KeepAlive:
         return max(self._since() + self.interval - time.perf_counter(), MIN_WAIT)
 
     def sent(self) -> None:
-        """Note that a byte went to the client just now."""
         self.last = time.perf_counter()
 
     def _since(self) -> float:

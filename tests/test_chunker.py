@@ -37,8 +37,8 @@ def chunks_of(events: list[dict[str, Any]], chunk_token: int = 50) -> list[dict[
     return [chunk for _, chunk in run(events, chunk_token)]
 
 
-def test_seed_example_gives_a_chunk_at_65_and_the_final_at_125() -> None:
-    """The seed's example: totals 65 then 125 with STOP."""
+def test_the_specifications_example_gives_a_chunk_at_65_and_the_final_at_125() -> None:
+    """The specification's example: totals 65 then 125 with STOP."""
     chunks = chunks_of([event("Hello", 65), event(" world", 125, "STOP")])
     assert chunks == [
         {"content": "Hello", "is_complete": False, "chunk_number": 1, "total_tokens": 65},
