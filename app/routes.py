@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Response, g, request
 
@@ -43,12 +43,12 @@ def generate() -> Response:
     validate_generate_request(raw)
 
     record.model = model
-    body = Generation(proxy, model, raw, record, framing, content)
-    first = body.first()  # failures up to here still get their own HTTP status
-    response = Response(itertools.chain([first], body), mimetype=framing.media_type)
+    answer = Generation(proxy, model, raw, record, framing, content)
+    first = answer.first()  # failures up to here still get their own HTTP status
+    response = Response(itertools.chain([first], answer), mimetype=framing.media_type)
     response.headers.update(STREAM_HEADERS)
     # Closed when the response is, whatever happened: a client that left mid-stream included.
-    response.call_on_close(body.close)
+    response.call_on_close(answer.close)
     return response
 
 
@@ -62,7 +62,7 @@ def _output(format_name: str | None, content: str | None) -> tuple[Framing, Cont
         return framing, "cumulative"
     if content not in CONTENTS:
         raise ApiError(400, f"content must be cumulative or delta, not {content!r}")
-    return framing, content  # type: ignore[return-value]
+    return framing, cast(Content, content)
 
 
 @bp.get("/health")
