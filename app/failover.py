@@ -2,10 +2,10 @@
 
 Usage::
 
-    body = Generation(get_proxy(), model, raw, record, ARRAY, "cumulative")
-    first = body.first()  # raises the client's error (UpstreamError) while nothing went out
-    ...                   # then the rest: for piece in body
-    body.close()          # once the response is sent: releases the upstream
+    answer = Generation(get_proxy(), model, raw, record, ARRAY, "cumulative")
+    first = answer.first()  # raises the client's error (UpstreamError) while nothing went out
+    ...                     # then the rest: for piece in answer
+    answer.close()          # once the response is sent: releases the upstream
 
 One loop (`Attempts._run`) serves /generate (`Generation`) and Gemini's own paths
 (`app.native.PassThrough`). Each attempt is the same named steps:

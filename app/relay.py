@@ -7,9 +7,9 @@ Usage::
         ...
     relay.close()
 
-The first chunk is the body's first byte but keep-alives (in the JSON array, `[` goes out with
-it). A failure after bytes went out ends the body with one error element (`end_with_error`;
-app.formats says how each framing writes it), so the body always parses.
+The first chunk is the body's first byte other than keep-alives (in the JSON array, `[` goes out
+with it). A failure after any byte went out ends the body with one error element
+(`end_with_error`; app.formats says how each framing writes it), so the body always parses.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any
 
 from .chunker import Chunker
 from .classify import classify
-from .errors import error_body
+from .errors import UpstreamError, error_body
 from .formats import Framing
 from .logs import RequestRecord
 from .metrics import Outcome
 from .redact import redact_json
 from .sse import iter_events
-from .upstream import UpstreamError, UpstreamStream
+from .upstream import UpstreamStream
 
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
 MALFORMED = "Gemini sent a malformed stream event"
