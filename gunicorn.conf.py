@@ -77,7 +77,7 @@ class RedactSecrets(logging.Filter):
     def __init__(self):
         super().__init__()
         keys = os.environ.get("GEMINI_API_KEY_LIST", "").split(",")
-        password = os.environ.get("api_password")  # noqa: SIM112 - the seed's lowercase name
+        password = os.environ.get("api_password")  # noqa: SIM112 - the specification's lowercase name
         self.secrets = [s for s in (*map(str.strip, keys), password) if s]
 
     def filter(self, record):

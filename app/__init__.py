@@ -11,9 +11,8 @@ import os
 
 from flask import Flask
 
-from . import metrics, routes
+from . import errors, logs, metrics, native, proxy, routes
 from .config import Config
-from .failover import Failover
 from .keys import KeyPool
 from .logs import LOGGER
 from .upstream import GeminiClient
@@ -34,7 +33,11 @@ def create_app(config: Config | None = None) -> Flask:
         keepalive=config.keepalive_seconds,
     )
     pool = KeyPool(config.api_keys, disable_seconds=config.key_disable_seconds)
-    routes.init_app(app, Failover(config, pool, client))
+    proxy.init_app(app, proxy.Proxy(config, pool, client))
+    logs.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(native.bp)
     metrics.watch_keys(pool)
     LOGGER.info(
         "worker ready",

@@ -1,8 +1,9 @@
-"""The chunking rule: Gemini stream events in, the client's cumulative token-count chunks out.
+"""The chunking rule: Gemini stream events in, the client's token-count chunks out.
 
 Usage::
 
-    chunker = Chunker(chunk_token=50)
+    chunker = Chunker(chunk_token=50)  # content="delta": each chunk only the text added since
+
     for event in events:
         chunk = chunker.feed(event)  # a dict to send, or None
         if chunker.done:
@@ -19,18 +20,25 @@ The rule, exactly:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 Chunk = dict[str, Any]
+# What a chunk's `content` holds: all answer text so far (the specification's), or only the
+# text added since the chunk before.
+Content = Literal["cumulative", "delta"]
+CONTENTS: tuple[Content, ...] = get_args(Content)
 
 
 class Chunker:
     """Applies the chunking rule to one stream; not reusable across streams."""
 
-    def __init__(self, chunk_token: int) -> None:
+    def __init__(self, chunk_token: int, content: Content = "cumulative") -> None:
         if chunk_token < 1:
             raise ValueError(f"chunk_token must be a positive integer, got {chunk_token!r}")
+        if content not in CONTENTS:
+            raise ValueError(f"content must be one of {', '.join(CONTENTS)}, got {content!r}")
         self.chunk_token = chunk_token
+        self.delta = content == "delta"
         self.threshold = chunk_token
         self.chunks_sent = 0
         self.total_tokens: int | None = None
@@ -44,7 +52,6 @@ class Chunker:
 
     @property
     def content(self) -> str:
-        """All answer text received so far."""
         return "".join(self._text)
 
     def feed(self, event: dict[str, Any]) -> Chunk | None:
@@ -92,9 +99,10 @@ class Chunker:
 
     def _chunk(self, is_complete: bool) -> Chunk:
         self.chunks_sent += 1
+        since = self._length_at_last_chunk if self.delta else 0
         self._length_at_last_chunk = self._text_length
         return {
-            "content": self.content,
+            "content": self.content[since:],
             "is_complete": is_complete,
             "chunk_number": self.chunks_sent,
             "total_tokens": self.total_tokens,

@@ -34,8 +34,13 @@ DEFAULT_FAILOVER_DEADLINE = 600.0
 Number = TypeVar("Number", int, float)
 
 # A model id as it goes into the upstream path: no '/', ':', '..' or leading dot can change the
-# path's meaning; 128 characters is far above any Gemini model name.
+# path's meaning; 128 characters is far above any Gemini model name. MODEL_ID, /generate's
+# ?model= and the native routes' model all follow it, and all say it in these words.
 MODEL_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MODEL_NAME_RULE = (
+    "must be letters, digits, '.', '-' and '_', starting with a letter or digit, without '..',"
+    " at most 128 characters (e.g. gemini-2.5-flash)"
+)
 DEFAULT_PORT = 1231
 MAX_PORT = 65535
 # An on/off variable: unset or empty means its default.
@@ -70,9 +75,7 @@ class Config:
         if not self.api_keys:
             raise ConfigError("GEMINI_API_KEY_LIST", "no API key given (comma-separated list)")
         if not MODEL_NAME.fullmatch(self.model_id):
-            raise ConfigError(
-                "MODEL_ID", "letters, digits, '.', '-' and '_' only, no '..', at most 128 long"
-            )
+            raise ConfigError("MODEL_ID", MODEL_NAME_RULE)
         if not self.api_password:
             raise ConfigError("api_password", "must not be empty")
         if not self.api_base.startswith(("http://", "https://")):

@@ -1,4 +1,4 @@
-"""How the client's body is framed: the seed's JSON array, NDJSON, or server-sent events.
+"""How the client's body is framed: the specification's JSON array, NDJSON, or server-sent events.
 
 Usage::
 
@@ -42,11 +42,9 @@ class NdJson(Framing):
     keepalive = b"\n"
 
     def chunk(self, element: bytes, first: bool, last: bool) -> bytes:
-        """One line."""
         return one_line(element) + b"\n"
 
     def error(self, element: bytes, opened: bool) -> bytes:
-        """One line."""
         return one_line(element) + b"\n"
 
 
@@ -59,11 +57,9 @@ class ServerSentEvents(Framing):
     keepalive = b": keep-alive\n\n"
 
     def chunk(self, element: bytes, first: bool, last: bool) -> bytes:
-        """One `data:` event."""
         return b"data: " + one_line(element) + b"\n\n"
 
     def error(self, element: bytes, opened: bool) -> bytes:
-        """One `error` event."""
         return b"event: error\ndata: " + one_line(element) + b"\n\n"
 
 

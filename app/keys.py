@@ -125,7 +125,6 @@ class KeyPool:
         return "disabled" if health.kind in DISABLING else "cooling"
 
     def counts(self) -> dict[State, int]:
-        """How many keys are in each state."""
         states = [self.state(key) for key in self.keys]
         return {state: states.count(state) for state in STATES}
 

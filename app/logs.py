@@ -1,10 +1,8 @@
-"""The per-request record and its one JSON log line.
+"""The per-request record, counted in the metrics and logged as one JSON line at its end.
 
 Usage::
 
-    record = RequestRecord(request_id_from(header), "POST", "/generate")
-    ...
-    log_request(record)
+    logs.init_app(app)  # every request gets g.record, accounted for once its response is closed
 
 The lines become JSON in the handler gunicorn.conf.py installs on the root logger, for gunicorn's
 own lines and the app's alike; this module only says what a line holds.
@@ -17,18 +15,22 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import partial
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from . import metrics
+from .metrics import Outcome, Route
+from .upstream import API_PREFIX
 
 LOGGER = logging.getLogger("gemini_proxy")
 # An incoming X-Request-ID is reused only when it is short and plain, so it is safe to log and echo.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 CLIENT_CLOSED = "CLIENT_CLOSED"
-# How a /generate request that reached Gemini ended, for the log and the outcomes metric.
-Outcome = Literal["complete", "incomplete", "client_closed", "upstream_error"]
-OUTCOMES: tuple[Outcome, ...] = ("complete", "incomplete", "client_closed", "upstream_error")
-# The counted routes: the seed's /generate, and Gemini's own paths passed through.
-Route = Literal["generate", "native"]
-ROUTES: tuple[Route, ...] = ("generate", "native")
+GENERATE_PATH = "/generate"
+# Paths scraped every few seconds: logged only when they fail, so the log stays about traffic.
+QUIET_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
 
 
 def request_id_from(header: str | None) -> str:
@@ -61,7 +63,6 @@ class RequestRecord:
     error: str | None = None
 
     def mark_first_chunk(self) -> None:
-        """Note the time the first chunk went out."""
         self.first_chunk_seconds = time.perf_counter() - self.started
 
     def end(self) -> None:
@@ -85,5 +86,46 @@ class RequestRecord:
 
 
 def log_request(record: RequestRecord) -> None:
-    """Write the request's one log line."""
     LOGGER.info("request", extra=record.fields())
+
+
+def init_app(app: Flask) -> None:
+    """Give every request of `app` its record, counted and logged once the response is closed."""
+    app.before_request(_start_record)
+    app.after_request(_finish_record)
+
+
+def route_of(method: str, path: str) -> Route | None:
+    """Which counted route a request is: /generate, or a native Gemini path; None for the rest."""
+    if method == "POST" and path == GENERATE_PATH:
+        return "generate"
+    if path.startswith(API_PREFIX + "/"):
+        return "native"
+    return None
+
+
+def _start_record() -> None:
+    request_id = request_id_from(request.headers.get("X-Request-ID"))
+    g.record = RequestRecord(request_id, request.method, request.path)
+    g.record.route = route_of(request.method, request.path)
+    if g.record.route is not None:
+        metrics.IN_FLIGHT.inc()
+
+
+def _finish_record(response: Response) -> Response:
+    record: RequestRecord = g.record
+    record.status = response.status_code
+    response.headers["X-Request-ID"] = record.request_id
+    # Registered after the view's own close callback (the body's close), so it runs after it
+    # and sees the stream's final counts.
+    response.call_on_close(partial(_account, record))
+    return response
+
+
+def _account(record: RequestRecord) -> None:
+    record.end()
+    if record.route is not None:
+        metrics.IN_FLIGHT.dec()
+        metrics.observe(record)
+    if record.path not in QUIET_PATHS or record.status >= 400:
+        log_request(record)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from typing import TYPE_CHECKING, Literal
 
 import gevent
 from prometheus_client import (
@@ -28,7 +29,9 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .keys import KeyPool
-from .logs import OUTCOMES, RequestRecord
+
+if TYPE_CHECKING:
+    from .logs import RequestRecord
 
 PREFIX = "gemini_proxy"
 # A generation runs from well under a second to minutes (long thinking, long answers).
@@ -37,6 +40,11 @@ FIRST_CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # 0 is a request answered at once because no key was usable; MAX_ATTEMPTS is 3 by default.
 ATTEMPT_BUCKETS = (0, 1, 2, 3, 5, 10)
 KEY_REFRESH_SECONDS = 1.0
+# The counted routes: the specification's /generate, and Gemini's own paths passed through.
+Route = Literal["generate", "native"]
+# How a /generate request that reached Gemini ended, for the outcomes metric and the log.
+Outcome = Literal["complete", "incomplete", "client_closed", "upstream_error"]
+OUTCOMES: tuple[Outcome, ...] = ("complete", "incomplete", "client_closed", "upstream_error")
 
 REQUESTS = Counter(
     f"{PREFIX}_requests",

@@ -1,35 +1,36 @@
-"""One upstream stream relayed as the client's body, chunk by chunk, in the chosen framing.
+"""One Gemini stream relayed as the client's body, chunk by chunk, in the chosen framing.
 
 Usage::
 
-    pieces = relay(upstream.iter_bytes(), Chunker(50), record, secrets=config.api_keys)
-    first = next(pieces)  # raises UpstreamError if Gemini failed before the first chunk
+    relay = Relay(upstream, Chunker(50), record, ARRAY, KeepAlive(15))
+    for piece in relay:
+        ...
+    relay.close()
 
-The first chunk is the first byte of the body (in the JSON array, `[` goes out with it), so until
-then nothing is committed and a failure can still become a proper HTTP error status. A failure
-after that ends the body with one error element (app.formats says how each framing writes it),
-so the body always parses.
+The first chunk is the body's first byte other than keep-alives (in the JSON array, `[` goes out
+with it). A failure after any byte went out ends the body with one error element
+(`end_with_error`; app.formats says how each framing writes it), so the body always parses.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .chunker import Chunker
 from .classify import classify
-from .errors import error_body
-from .formats import ARRAY, Framing
-from .logs import LOGGER, Outcome, RequestRecord
+from .errors import UpstreamError, error_body
+from .formats import Framing
+from .logs import RequestRecord
+from .metrics import Outcome
 from .redact import redact_json
 from .sse import iter_events
-from .upstream import UpstreamError
+from .upstream import UpstreamStream
 
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
 MALFORMED = "Gemini sent a malformed stream event"
-INTERNAL = "the proxy failed while relaying the stream; see its log"
 # A wait for the next keep-alive that is already due still gives the call a moment to answer.
 MIN_WAIT = 0.01
 # An error event's own code is trusted as an HTTP status only inside the error range.
@@ -41,28 +42,37 @@ class KeepAlive:
 
     Usage::
 
-        pulse = KeepAlive(15.0)
-        if pulse.due():
-            pulse.sent(); yield framing.keepalive
+        clock = KeepAlive(15.0)
+        if clock.due():
+            clock.sent(); yield framing.keepalive
     """
 
-    def __init__(self, interval: float, last: float | None = None) -> None:
+    def __init__(self, interval: float, start: float | None = None) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be positive, got {interval!r}")
         self.interval = interval
-        self.last = time.perf_counter() if last is None else last
+        self.start = time.perf_counter() if start is None else start
+        # None until the client's first byte.
+        self.last: float | None = None
+
+    @property
+    def began(self) -> bool:
+        """Whether any byte went to the client: from then on its 200 is committed."""
+        return self.last is not None
 
     def due(self) -> bool:
         """Whether the client has had no byte for `interval` seconds."""
-        return time.perf_counter() - self.last >= self.interval
+        return time.perf_counter() - self._since() >= self.interval
 
     def wait(self) -> float:
         """Seconds until a keep-alive is due (never zero, so a wait on it always yields)."""
-        return max(self.last + self.interval - time.perf_counter(), MIN_WAIT)
+        return max(self._since() + self.interval - time.perf_counter(), MIN_WAIT)
 
     def sent(self) -> None:
-        """Note that a byte went to the client just now."""
         self.last = time.perf_counter()
+
+    def _since(self) -> float:
+        return self.start if self.last is None else self.last
 
 
 class StreamIncomplete(UpstreamError):
@@ -72,73 +82,76 @@ class StreamIncomplete(UpstreamError):
         super().__init__(502, error_body(502, INCOMPLETE), "incomplete")
 
 
-def relay(
-    byte_chunks: Iterable[bytes | None],
-    chunker: Chunker,
-    record: RequestRecord,
-    secrets: Sequence[str] = (),
-    pulse: KeepAlive | None = None,
-    on_failure: Callable[[UpstreamError], UpstreamError] | None = None,
-    framing: Framing = ARRAY,
-    delta: bool = False,
-) -> Iterator[bytes]:
-    """Yield the pieces of the client's body; raise UpstreamError only before the first chunk.
+class Relay:
+    """One attempt's Gemini stream as the client's body pieces: framed chunks and keep-alives.
 
-    A None among `byte_chunks` (a silence upstream) becomes the framing's keep-alive, and so
-    does an event that adds nothing for the client (a thought, tokens short of a chunk) once
-    `pulse` says one is due. A failure after the first chunk is passed to `on_failure`, and
-    what it returns is written as the body's error element. With `delta`, each chunk's content
-    is only the text added since the chunk before.
+    Usage::
+
+        relay = Relay(upstream, Chunker(50), record, ARRAY, KeepAlive(15))
+        for piece in relay:  # raises UpstreamError where Gemini's stream fails
+            ...
+        relay.close()  # once the response is sent
+
+    A silence upstream (a None from the stream) becomes the framing's keep-alive, and so does
+    an event that adds nothing for the client (a thought, tokens short of a chunk) once the
+    clock says one is due. Every failure is raised, after the first chunk too: what the client
+    gets instead is the attempt loop's to say (app.failover).
     """
-    opened = False
-    pulse = pulse or KeepAlive(float("inf"))
-    text_sent = 0
-    try:
-        for event in _events(byte_chunks):
+
+    def __init__(
+        self,
+        upstream: UpstreamStream,
+        chunker: Chunker,
+        record: RequestRecord,
+        framing: Framing,
+        clock: KeepAlive,
+    ) -> None:
+        self.upstream = upstream
+        self.chunker = chunker
+        self.record = record
+        self.framing = framing
+        self.clock = clock
+
+    @property
+    def began(self) -> bool:
+        """Whether a chunk went out: from then on the body is this attempt's, not retried."""
+        return self.chunker.chunks_sent > 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunker, clock, framing = self.chunker, self.clock, self.framing
+        for event in _events(self.upstream.iter_bytes()):
             chunk = None if event is None else _feed(chunker, event)
             if chunk is None:
-                if event is None or pulse.due():
-                    pulse.sent()
+                if event is None or clock.due():
+                    clock.sent()
                     yield framing.keepalive
                 continue
-            if delta:
-                content = chunk["content"]
-                chunk["content"], text_sent = content[text_sent:], len(content)
-            piece = framing.chunk(encode(chunk), first=not opened, last=chunker.done)
-            if not opened:
-                opened = True
-                record.mark_first_chunk()
+            first = chunker.chunks_sent == 1
+            if first:
+                self.record.mark_first_chunk()
+            clock.sent()
             if chunker.done:
-                record.outcome = "complete"
-                yield piece
+                self.record.outcome = "complete"
+                yield framing.chunk(encode(chunk), first, last=True)
                 return
-            pulse.sent()
-            yield piece
+            yield framing.chunk(encode(chunk), first, last=False)
         raise StreamIncomplete()
-    except Exception as failure:
-        if not opened:
-            raise
-        if not isinstance(failure, UpstreamError):
-            # A bug, not Gemini: logged with its traceback, reported to the client as INTERNAL,
-            # and the array still closed so the body stays valid JSON.
-            LOGGER.exception("stream failed", extra={"request_id": record.request_id})
-            failure = UpstreamError(500, error_body(500, INTERNAL), "internal")
-        elif on_failure is not None:
-            failure = on_failure(failure)
-        yield end_with_error(failure, chunker, record, secrets, opened=True, framing=framing)
+
+    def close(self) -> None:
+        """Release the upstream; a complete answer's connection goes back to the pool."""
+        self.upstream.close(reuse=self.chunker.done)
 
 
 def end_with_error(
     failure: UpstreamError,
-    chunker: Chunker,
+    chunks_sent: int,
     record: RequestRecord,
+    framing: Framing,
     secrets: Sequence[str],
-    opened: bool,
-    framing: Framing = ARRAY,
 ) -> bytes:
     """Note the failure on `record`; return the bytes that end the body with its error element.
 
-    `opened` says whether a chunk has gone out already (none has when only keep-alives did).
+    With no chunk sent (only keep-alives went out) the element opens the body too.
     """
     error = failure.body["error"]
     record.error = str(error.get("status", "UNKNOWN"))
@@ -150,10 +163,10 @@ def end_with_error(
             "message": str(error.get("message", "")),
         },
         "is_complete": False,
-        "chunk_number": chunker.chunks_sent + 1,
+        "chunk_number": chunks_sent + 1,
     }
     # Gemini quotes the key in some messages ("Consumer 'api_key:...' suspended").
-    return framing.error(encode(redact_json(element, secrets)), opened)
+    return framing.error(encode(redact_json(element, secrets)), opened=chunks_sent > 0)
 
 
 def outcome_of(failure: UpstreamError) -> Outcome:

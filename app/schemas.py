@@ -3,6 +3,7 @@
 Usage::
 
     validate_generate_request(raw_body)  # raises ApiError(400) naming the problem
+    validate_model(name)                 # the same for a model named in the URL
 
 Everything else in a GenerateContentRequest (systemInstruction, tools, generationConfig,
 snake_case spellings, fields newer than this proxy) is left alone: the raw bytes go to Gemini.
@@ -15,6 +16,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, fields, validate
 
+from .config import MODEL_NAME, MODEL_NAME_RULE
 from .errors import ApiError
 
 NON_EMPTY = validate.Length(min=1)
@@ -43,6 +45,13 @@ class GenerateRequestSchema(Schema):
 
 
 GENERATE_REQUEST = GenerateRequestSchema()
+
+
+def validate_model(name: str) -> str:
+    """`name`, when it is a model id safe in the upstream path; else ApiError(400) with the rule."""
+    if not MODEL_NAME.fullmatch(name):
+        raise ApiError(400, f"model {MODEL_NAME_RULE}")
+    return name
 
 
 def validate_generate_request(raw: bytes) -> None:

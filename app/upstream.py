@@ -22,8 +22,8 @@ from gevent.queue import Empty, Queue
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from .classify import DISABLING, UPSTREAM_FAULT, Verdict, classify
-from .errors import STATUS_NAMES, error_body, parse_gemini_error
+from .classify import DISABLING, classify
+from .errors import STATUS_NAMES, UpstreamError, error_body, parse_gemini_error
 from .keys import Key
 
 STREAM_PATH = "/v1beta/models/{model}:streamGenerateContent?alt=sse"
@@ -51,28 +51,6 @@ DRAIN_BUDGET = 64 * 1024
 # the reader's hands, so a slow client still slows the reads from Gemini instead of filling memory.
 READ_AHEAD = 1
 _END = object()
-
-
-class UpstreamError(Exception):
-    """A failed call to Gemini: refused, unreachable, or its stream broken or carrying an error."""
-
-    def __init__(
-        self,
-        status: int,
-        body: dict[str, Any],
-        upstream_status: str,
-        verdict: Verdict = UPSTREAM_FAULT,
-    ) -> None:
-        super().__init__(body["error"].get("message", ""))
-        self.status = status
-        self.body = body
-        # What failed, in a word: Gemini's HTTP status or "timeout" / "unreachable" (the labels of
-        # the upstream metric, for calls that got no stream), or how a stream failed.
-        self.upstream_status = upstream_status
-        # What the failure says about the key that was used (see app.classify).
-        self.verdict = verdict
-        # Seconds for the client's Retry-After header, when a retry later can succeed.
-        self.retry_after: float | None = None
 
 
 class UpstreamUnreachable(UpstreamError):

@@ -34,9 +34,10 @@ from typing import Any
 import aiohttp
 
 from simulator import EVENT_END
+from tests import client
 from tests.servers import KEYS, PASSWORD, REPO_ROOT, ProxyServer, free_port, start_simulator
 
-PROMPT = json.dumps({"contents": [{"parts": [{"text": "Tell me a story"}]}]}).encode()
+PROMPT = json.dumps(client.PROMPT).encode()
 PROMPT_TOKENS = 4
 AUTH = {"Authorization": f"Bearer {PASSWORD}", "Content-Type": "application/json"}
 SIM_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"

@@ -120,3 +120,20 @@ def request_lines(proxy: ProxyServer, request_ids: set[str]) -> list[dict[str, A
 def served_by(proxy: ProxyServer, request_ids: set[str]) -> set[int]:
     """The worker pids that logged the given requests."""
     return {line["process"] for line in request_lines(proxy, request_ids)}
+
+
+def parse(name: str, raw: bytes) -> list[dict[str, Any]]:
+    """The body's elements, read the way a client of that format reads them."""
+    if name == "json":
+        return json.loads(raw)
+    if name == "ndjson":
+        return [json.loads(line) for line in raw.decode().split("\n") if line]
+    elements = []
+    for block in raw.decode().split("\n\n"):
+        data = [line[6:] for line in block.split("\n") if line.startswith("data: ")]
+        if data:
+            element = json.loads("\n".join(data))
+            if block.startswith("event: error"):
+                element["event"] = "error"
+            elements.append(element)
+    return elements

@@ -1,4 +1,5 @@
-"""Shared fixtures: the simulator process and a gunicorn proxy in front of it, on loopback."""
+"""Shared fixtures: the app on a fake Gemini (as flaskr's tests have), and for integration tests
+the simulator process and gunicorn proxies in front of it, on loopback."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from flask import Flask
+from flask.testing import FlaskClient
 
+from tests.fakes import EVENT, FakeGemini, app_with
 from tests.servers import (
     KEYS,
     PASSWORD,
@@ -18,6 +22,25 @@ from tests.servers import (
     start_simulator,
     wait_for,
 )
+
+
+@pytest.fixture
+def gemini() -> FakeGemini:
+    """The fake Gemini the `app` fixture calls: one complete answer, until a test says otherwise
+    (`gemini.handler = ...`)."""
+    return FakeGemini(lambda call: [EVENT])
+
+
+@pytest.fixture
+def app(gemini: FakeGemini) -> Flask:
+    """The real app, wired to the `gemini` fixture instead of Gemini."""
+    return app_with(gemini)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the `app` fixture."""
+    return app.test_client()
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +80,14 @@ def proxy(simulator_url: str) -> Iterator[ProxyServer]:
     server = ProxyServer(proxy_environ(simulator_url, ACCESS_LOG="1")).wait_ready()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_proxy(simulator_url: str) -> Iterator[ProxyServer]:
+    """A proxy of the test module's own, so the key penalties its tests cause stay there."""
+    server = ProxyServer(proxy_environ(simulator_url)).wait_ready()
+    yield server
+    stop_and_check(server)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import logging
 import os
@@ -11,17 +10,19 @@ import subprocess
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import flask
 import pytest
-from flask import Flask
+from flask.testing import FlaskClient
 
 from app import create_app
 from app.auth import password_matches
 from app.config import Config
+from app.proxy import get_proxy
 from app.redact import GEMINI_KEY
+from tests.client import PROMPT
+from tests.fakes import AUTH, SECRET_KEY, Call, FakeGemini, FakeStream
 
 CONF = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 
@@ -143,58 +144,23 @@ def test_the_app_and_the_log_filter_know_the_same_key_shape(
 def test_the_upstream_pool_is_sized_from_worker_connections() -> None:
     """Each worker's pool keeps as many connections as the worker holds streams."""
     app = create_app(Config(api_keys=("k",), worker_connections=37))
-    session = app.extensions["gemini_proxy"].client.session
+    with app.app_context():
+        session = get_proxy().client.session
     assert session.get_adapter("https://generativelanguage.googleapis.com/")._pool_maxsize == 37
 
 
-class StubStream:
-    """An upstream stream that yields given bytes and remembers being closed."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body, self.closed = body, False
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        yield self.body
-
-    def close(self, reuse: bool = False) -> None:
-        self.closed = True
-
-
-class StubClient:
-    """Stands in for GeminiClient: returns a stream, or raises what it is given."""
-
-    def __init__(self, stream: StubStream | None = None, error: Exception | None = None) -> None:
-        self.stream, self.error = stream, error
-
-    def open_stream(
-        self, model: str, body: bytes, key: object, wait: float | None = None
-    ) -> StubStream:
-        if self.error:
-            raise self.error
-        return self.stream
-
-
-def app_with(client: StubClient) -> Flask:
-    app = create_app(Config(api_keys=(SECRET_KEY,), api_password=PASSWORD))
-    proxy = app.extensions["gemini_proxy"]
-    app.extensions["gemini_proxy"] = dataclasses.replace(proxy, client=client)
-    return app
-
-
-SECRET_KEY = "AIza" + "s" * 35
-PASSWORD = "unit-test-password"
-PROMPT = {"contents": [{"parts": [{"text": "hi"}]}]}
-AUTH = {"Authorization": f"Bearer {PASSWORD}"}
-
-
 def test_an_unexpected_error_is_a_generic_json_500_logged_with_its_request_id(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, gemini: FakeGemini, client: FlaskClient
 ) -> None:
     """A bug gives a 500 that says nothing of it (or of any key); the log has the detail."""
-    app = app_with(StubClient(error=RuntimeError(f"boom with {SECRET_KEY}")))
+
+    def bug(call: Call) -> list[bytes]:
+        raise RuntimeError(f"boom with {SECRET_KEY}")
+
+    gemini.handler = bug
     headers = {**AUTH, "X-Request-ID": "bug-1"}
     with caplog.at_level(logging.ERROR):
-        response = app.test_client().post("/generate", json=PROMPT, headers=headers)
+        response = client.post("/generate", json=PROMPT, headers=headers)
     assert response.status_code == 500
     assert response.json["error"]["message"] == "internal error; see the proxy's log"
     assert SECRET_KEY not in response.get_data(as_text=True)
@@ -202,12 +168,13 @@ def test_an_unexpected_error_is_a_generic_json_500_logged_with_its_request_id(
     assert logged.request_id == "bug-1" and logged.exc_info
 
 
-def test_the_upstream_is_closed_when_it_fails_before_the_first_chunk() -> None:
+def test_the_upstream_is_closed_when_it_fails_before_the_first_chunk(
+    gemini: FakeGemini, client: FlaskClient
+) -> None:
     """A stream that fails before any chunk is closed at once, not left to the collector."""
-    stream = StubStream(b"data: {not json\r\n\r\n")
-    response = (
-        app_with(StubClient(stream)).test_client().post("/generate", json=PROMPT, headers=AUTH)
-    )
+    stream = FakeStream([b"data: {not json\r\n\r\n"])
+    gemini.handler = lambda call: stream
+    response = client.post("/generate", json=PROMPT, headers=AUTH)
     assert response.status_code == 502
     assert stream.closed
 

@@ -37,8 +37,8 @@ def chunks_of(events: list[dict[str, Any]], chunk_token: int = 50) -> list[dict[
     return [chunk for _, chunk in run(events, chunk_token)]
 
 
-def test_seed_example_gives_a_chunk_at_65_and_the_final_at_125() -> None:
-    """The seed's example: totals 65 then 125 with STOP."""
+def test_the_specifications_example_gives_a_chunk_at_65_and_the_final_at_125() -> None:
+    """The specification's example: totals 65 then 125 with STOP."""
     chunks = chunks_of([event("Hello", 65), event(" world", 125, "STOP")])
     assert chunks == [
         {"content": "Hello", "is_complete": False, "chunk_number": 1, "total_tokens": 65},
@@ -167,3 +167,27 @@ def test_every_random_stream_follows_the_rule(stream: tuple[list[dict[str, Any]]
     chunks = check_rule(events, chunk_token)
     contents = [c["content"] for c in chunks]
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(contents))
+
+
+@given(streams())
+def test_delta_chunks_add_up_to_the_cumulative_ones(
+    stream: tuple[list[dict[str, Any]], int],
+) -> None:
+    """content="delta": each chunk holds the text since the chunk before, otherwise the same."""
+    events, chunk_token = stream
+    cumulative, delta = Chunker(chunk_token), Chunker(chunk_token, content="delta")
+    so_far = ""
+    for item in events:
+        whole, part = cumulative.feed(item), delta.feed(item)
+        assert (whole is None) is (part is None)
+        if whole is not None:
+            so_far += part.pop("content")
+            assert so_far == whole.pop("content") and part == whole
+        if cumulative.done:
+            break
+
+
+def test_an_unknown_content_mode_is_rejected_at_construction() -> None:
+    """Only cumulative and delta exist."""
+    with pytest.raises(ValueError, match="cumulative, delta"):
+        Chunker(50, content="diff")  # type: ignore[arg-type]

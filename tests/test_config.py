@@ -7,8 +7,8 @@ import pytest
 from app.config import Config, ConfigError
 
 
-def test_defaults_are_the_seeds() -> None:
-    """Only the key list is required; everything else has the seed's default."""
+def test_defaults_are_the_specifications() -> None:
+    """Only the key list is required; everything else has the specification's default."""
     config = Config.from_env({"GEMINI_API_KEY_LIST": "a"})
     assert config.model_id == "gemini-2.5-flash"
     assert config.chunk_token == 50

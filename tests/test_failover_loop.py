@@ -1,27 +1,17 @@
-"""The attempt loop with stub upstreams: which key next, what the client gets, what is counted."""
+"""The attempt loop on a fake Gemini: which key next, what the client gets, what is counted."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from collections.abc import Iterator
 
-import gevent
 import pytest
 
 from app.classify import Verdict
-from app.config import Config
-from app.errors import error_body
-from app.failover import Failover
-from app.keys import Key, KeyPool
-from app.logs import RequestRecord
-from app.upstream import UpstreamError, UpstreamUnreachable
-
-EVENT = (
-    b'data: {"candidates":[{"content":{"parts":[{"text":"all of it"}]},"finishReason":"STOP"}],'
-    b'"usageMetadata":{"promptTokenCount":1,"totalTokenCount":60}}\r\n\r\n'
-)
+from app.errors import UpstreamError, error_body
+from app.proxy import Proxy
+from app.upstream import UpstreamUnreachable
+from tests.fakes import EVENT, FakeStream, by_key, generation, proxy_with, record, slowly
 
 
 def quota() -> UpstreamError:
@@ -32,55 +22,20 @@ def bad_body() -> UpstreamError:
     return UpstreamError(400, error_body(400, "bad field"), "400", Verdict("client_error"))
 
 
-@dataclasses.dataclass
-class Stream:
-    """An upstream stream of given reads (None: a silence); an exception ends it."""
-
-    reads: list[bytes | Exception | None]
-    closed: bool = False
-    reused: bool = False
-
-    def iter_bytes(self) -> Iterator[bytes | None]:
-        for read in self.reads:
-            if isinstance(read, Exception):
-                raise read
-            yield read
-
-    def close(self, reuse: bool = False) -> None:
-        self.closed, self.reused = True, reuse
+def scripted(script: dict, keys: int = 2, **settings: float) -> Proxy:
+    return proxy_with(by_key(script), keys, **settings)
 
 
-@dataclasses.dataclass
-class Client:
-    """Answers each key's call from a script: a Stream, or an exception to raise."""
-
-    script: dict[str, Stream | BaseException]
-    calls: list[str] = dataclasses.field(default_factory=list)
-
-    def open_stream(self, model: str, body: bytes, key: Key, wait: float | None = None) -> Stream:
-        self.calls.append(key.id)
-        answer = self.script[key.id]
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-
-def failover(script: dict, keys: int = 2, **settings: float) -> Failover:
-    config = Config(api_keys=tuple(f"secret-{n}" for n in range(keys)), **settings)
-    return Failover(
-        config, KeyPool(config.api_keys, config.key_disable_seconds, seed=0), Client(script)
-    )
-
-
-def record() -> RequestRecord:
-    return RequestRecord("rid", "POST", "/generate")
+def slow_scripted(script: dict, keys: int, keepalive: float) -> Proxy:
+    """Each call answered as scripted, but only after 0.15 s, like a slow Gemini."""
+    return proxy_with(slowly(by_key(script), 0.15), keys, keepalive_seconds=keepalive)
 
 
 def test_a_quota_error_moves_on_to_the_next_key_and_cools_the_first() -> None:
     """k1 429: the client gets k2's answer; k1 is out for its 30 s."""
-    proxy = failover({"k1": quota(), "k2": Stream([EVENT])})
+    proxy = scripted({"k1": quota(), "k2": FakeStream([EVENT])})
     rec = record()
-    body = json.loads(b"".join(proxy.stream("m", b"{}", rec)))
+    body = json.loads(b"".join(generation(proxy, rec)))
     assert body[-1]["content"] == "all of it" and body[-1]["is_complete"]
     assert (rec.keys_tried, rec.outcome) == (["k1", "k2"], "complete")
     assert proxy.pool.state(proxy.pool.keys[0]) == "cooling"
@@ -89,20 +44,20 @@ def test_a_quota_error_moves_on_to_the_next_key_and_cools_the_first() -> None:
 def test_a_clients_error_is_answered_at_once_without_trying_another_key() -> None:
     """A 400 about the body: one call, Gemini's error raised, no key penalised."""
     refusal = bad_body()
-    proxy = failover({"k1": refusal, "k2": Stream([EVENT])})
+    proxy = scripted({"k1": refusal, "k2": FakeStream([EVENT])})
     with pytest.raises(UpstreamError) as caught:
-        next(proxy.stream("m", b"{}", record()))
+        next(generation(proxy))
     assert caught.value is refusal and caught.value.retry_after is None
-    assert proxy.client.calls == ["k1"]
+    assert proxy.client.keys == ["k1"]
     assert proxy.pool.counts()["available"] == 2
 
 
 def test_after_keepalive_spaces_a_final_failure_still_ends_as_valid_json() -> None:
     """Spaces already sent commit the 200: the error then comes as the array's only element."""
     cut = UpstreamUnreachable("cut")
-    proxy = failover({"k1": Stream([None, cut]), "k2": Stream([None, cut])})
+    proxy = scripted({"k1": FakeStream([None, cut]), "k2": FakeStream([None, cut])})
     rec = record()
-    raw = b"".join(proxy.stream("m", b"{}", rec))
+    raw = b"".join(generation(proxy, rec))
     assert raw.startswith(b"  [")
     (element,) = json.loads(raw)
     assert element["error"]["code"] == 502 and element["chunk_number"] == 1
@@ -111,17 +66,19 @@ def test_after_keepalive_spaces_a_final_failure_still_ends_as_valid_json() -> No
 
 def test_after_keepalive_spaces_the_next_key_still_serves_a_clean_answer() -> None:
     """Spaces are not text: a stream cut before its first chunk is still retried."""
-    proxy = failover({"k1": Stream([None, UpstreamUnreachable("cut")]), "k2": Stream([EVENT])})
-    raw = b"".join(proxy.stream("m", b"{}", record()))
+    proxy = scripted(
+        {"k1": FakeStream([None, UpstreamUnreachable("cut")]), "k2": FakeStream([EVENT])}
+    )
+    raw = b"".join(generation(proxy))
     assert raw.startswith(b" [") and json.loads(raw)[-1]["is_complete"]
 
 
 def test_a_client_leaving_closes_the_upstream_and_spares_the_key() -> None:
     """Closing the body mid-stream: client_closed, upstream closed, key still available."""
-    stream = Stream([None, None, EVENT])
-    proxy = failover({"k1": stream, "k2": stream})
+    stream = FakeStream([None, None, EVENT])
+    proxy = scripted({"k1": stream, "k2": stream})
     rec = record()
-    pieces = proxy.stream("m", b"{}", rec)
+    pieces = generation(proxy, rec)
     assert next(pieces) == b" "
     pieces.close()
     assert stream.closed and not stream.reused and rec.outcome == "client_closed"
@@ -130,12 +87,12 @@ def test_a_client_leaving_closes_the_upstream_and_spares_the_key() -> None:
 
 def test_a_probe_that_ends_without_a_verdict_is_lent_out_again() -> None:
     """A disabled key on probation whose call dies of something else goes back to probation."""
-    proxy = failover({"k1": RuntimeError("bug")}, keys=1)
+    proxy = scripted({"k1": RuntimeError("bug")}, keys=1)
     key = proxy.pool.keys[0]
     proxy.pool.penalise(key, Verdict("invalid_key", 0.001))
     time.sleep(0.01)
     with pytest.raises(RuntimeError):
-        next(proxy.stream("m", b"{}", record()))
+        next(generation(proxy))
     assert proxy.pool.acquire() is key
 
 
@@ -145,27 +102,27 @@ def test_a_probe_that_ends_without_a_verdict_is_lent_out_again() -> None:
 )
 def test_no_usable_key_is_answered_without_a_call(verdict: Verdict, status: int) -> None:
     """Every key out: 429 or 503 at once, with the seconds until the first is back."""
-    proxy = failover({})
+    proxy = scripted({})
     for key in proxy.pool.keys:
         proxy.pool.penalise(key, verdict)
     rec = record()
     with pytest.raises(UpstreamError) as caught:
-        next(proxy.stream("m", b"{}", rec))
+        next(generation(proxy, rec))
     assert caught.value.status == status and 0 < caught.value.retry_after <= verdict.cooldown
-    assert proxy.client.calls == [] and rec.attempts == 0 and rec.outcome is None
+    assert proxy.client.keys == [] and rec.attempts == 0 and rec.outcome is None
 
 
 def test_a_deadline_already_past_tries_nothing_and_says_so() -> None:
     """FAILOVER_DEADLINE passed (a slow upload) with keys free: 504, no call."""
-    proxy = failover({"k1": Stream([EVENT])}, failover_deadline=1.0)
+    proxy = scripted({"k1": FakeStream([EVENT])}, failover_deadline=1.0)
     rec = record()
     rec.started -= 2
     with pytest.raises(UpstreamError) as caught:
-        next(proxy.stream("m", b"{}", rec))
+        next(generation(proxy, rec))
     assert (
         caught.value.status == 504 and "FAILOVER_DEADLINE" in caught.value.body["error"]["message"]
     )
-    assert proxy.client.calls == []
+    assert proxy.client.keys == []
 
 
 def test_a_refused_key_is_not_what_the_client_hears_when_a_quota_error_was_met() -> None:
@@ -173,17 +130,17 @@ def test_a_refused_key_is_not_what_the_client_hears_when_a_quota_error_was_met()
     invalid = UpstreamError(
         500, error_body(500, "key k2 refused"), "400", Verdict("invalid_key", None)
     )
-    proxy = failover({"k1": quota(), "k2": invalid})
+    proxy = scripted({"k1": quota(), "k2": invalid})
     with pytest.raises(UpstreamError) as caught:
-        next(proxy.stream("m", b"{}", record()))
+        next(generation(proxy))
     assert caught.value.status == 429 and caught.value.retry_after is not None
 
 
 def test_a_complete_answers_upstream_is_released_for_reuse_only_at_close() -> None:
     """Its tail is read after the response is sent (close), never while the client waits."""
-    stream = Stream([EVENT])
-    proxy = failover({"k1": stream, "k2": stream})
-    pieces = proxy.stream("m", b"{}", record())
+    stream = FakeStream([EVENT])
+    proxy = scripted({"k1": stream, "k2": stream})
+    pieces = generation(proxy)
     assert json.loads(b"".join(pieces))[-1]["is_complete"]
     assert not stream.closed
     pieces.close()
@@ -192,9 +149,7 @@ def test_a_complete_answers_upstream_is_released_for_reuse_only_at_close() -> No
 
 def test_keepalives_go_out_while_gemini_has_not_even_answered() -> None:
     """A call whose headers are slow: spaces meanwhile, then the answer."""
-    pieces = slow_failover({"k1": Stream([EVENT])}, keys=1, keepalive=0.1).stream(
-        "m", b"{}", record()
-    )
+    pieces = generation(slow_scripted({"k1": FakeStream([EVENT])}, keys=1, keepalive=0.1))
     raw = b"".join(pieces)
     pieces.close()
     assert raw.startswith(b" [") and json.loads(raw)[-1]["is_complete"]
@@ -207,33 +162,18 @@ def test_an_error_event_refusing_the_key_is_the_proxys_500_naming_it() -> None:
         b' "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",'
         b' "reason": "API_KEY_INVALID"}]}}\r\n\r\n'
     )
-    proxy = failover({"k1": Stream([event])}, keys=1)
+    proxy = scripted({"k1": FakeStream([event])}, keys=1)
     with pytest.raises(UpstreamError) as caught:
-        next(proxy.stream("m", b"{}", record()))
+        next(generation(proxy))
     assert caught.value.status == 500 and caught.value.body["error"]["key"] == "k1"
     assert proxy.pool.counts()["disabled"] == 1
-
-
-class SlowClient(Client):
-    """Answers as scripted, but only after `delay` seconds, like a slow Gemini."""
-
-    delay = 0.15
-
-    def open_stream(self, model: str, body: bytes, key: Key, wait: float | None = None) -> Stream:
-        gevent.sleep(self.delay)
-        return super().open_stream(model, body, key, wait)
-
-
-def slow_failover(script: dict, keys: int, keepalive: float) -> Failover:
-    config = Config(api_keys=tuple(f"s-{n}" for n in range(keys)), keepalive_seconds=keepalive)
-    return Failover(config, KeyPool(config.api_keys, 60, seed=0), SlowClient(script))
 
 
 def test_the_clients_silence_is_counted_across_attempts() -> None:
     """Three keys failing after 0.15 s each, keep-alive at 0.2 s: spaces go out although no
     single attempt was silent that long."""
     unavailable = {f"k{n}": UpstreamError(503, error_body(503, "busy"), "503") for n in (1, 2, 3)}
-    pieces = slow_failover(unavailable, keys=3, keepalive=0.2).stream("m", b"{}", record())
+    pieces = generation(slow_scripted(unavailable, keys=3, keepalive=0.2))
     raw = b"".join(pieces)
     pieces.close()
     assert raw.startswith(b" ") and json.loads(raw)[0]["error"]["code"] == 503
@@ -241,10 +181,22 @@ def test_the_clients_silence_is_counted_across_attempts() -> None:
 
 def test_a_bug_after_keepalive_spaces_still_ends_the_body_as_json() -> None:
     """The 200 is committed by the spaces; an unexpected error becomes the INTERNAL element."""
-    pieces = slow_failover({"k1": RuntimeError("bug")}, keys=1, keepalive=0.1).stream(
-        "m", b"{}", record()
-    )
+    pieces = generation(slow_scripted({"k1": RuntimeError("bug")}, keys=1, keepalive=0.1))
     raw = b"".join(pieces)
     pieces.close()
     (element,) = json.loads(raw)
     assert element["error"]["status"] == "INTERNAL" and element["is_complete"] is False
+
+
+def test_the_record_counts_the_last_attempts_tokens_only() -> None:
+    """k1 reports tokens and is cut before a chunk, k2 is refused at once: no tokens logged."""
+    usage = b'data: {"usageMetadata": {"promptTokenCount": 4, "totalTokenCount": 5}}\r\n\r\n'
+    proxy = scripted({"k1": FakeStream([usage, UpstreamUnreachable("cut")]), "k2": quota()})
+    rec = record()
+    with pytest.raises(UpstreamError):
+        next(generation(proxy, rec))
+    assert rec.attempts == 2 and (rec.prompt_tokens, rec.total_tokens, rec.chunks) == (
+        None,
+        None,
+        0,
+    )

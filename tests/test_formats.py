@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import requests
 
-from app.chunker import Chunker
-from app.formats import FRAMINGS, choose
-from app.logs import RequestRecord
-from app.relay import relay
-from tests.client import generate
-from tests.conftest import proxy_environ, stop_and_check
+from app.chunker import Content
+from app.formats import Name, choose
+from tests.client import parse
 from tests.events import sse, text_event
-from tests.servers import ProxyServer, configure
-
-ANSWER = " ".join(f"word{number}" for number in range(120))
-KNOWN = {"events": 6, "text": ANSWER}
+from tests.fakes import relayed as relay
 
 
 @pytest.mark.parametrize(
@@ -60,26 +51,9 @@ STREAM = sse(text_event("a", 12), text_event("b", 25), text_event("c", 30, "STOP
 CUT = [*sse(text_event("a", 12), text_event("b", 25)), b"data: {not json\r\n\r\n"]
 
 
-def parse(name: str, raw: bytes) -> list[dict[str, Any]]:
-    """The body's elements, read the way a client of that format reads them."""
-    if name == "json":
-        return json.loads(raw)
-    if name == "ndjson":
-        return [json.loads(line) for line in raw.decode().split("\n") if line]
-    elements = []
-    for block in raw.decode().split("\n\n"):
-        data = [line[6:] for line in block.split("\n") if line.startswith("data: ")]
-        if data:
-            element = json.loads("\n".join(data))
-            if block.startswith("event: error"):
-                element["event"] = "error"
-            elements.append(element)
-    return elements
-
-
-def relayed(name: str, reads: list[bytes | None], delta: bool = False) -> bytes:
-    record = RequestRecord("rid", "POST", "/generate")
-    return b"".join(relay(reads, Chunker(10), record, framing=FRAMINGS[name], delta=delta))
+def relayed(name: Name, reads: list[bytes | None], delta: bool = False) -> bytes:
+    content: Content = "delta" if delta else "cumulative"
+    return b"".join(relay(reads, framing=name, content=content)[0])
 
 
 @pytest.mark.parametrize("name", ["json", "ndjson", "sse"])
@@ -122,89 +96,6 @@ def test_keepalives_are_each_formats_own_no_op(name: str, keepalive: bytes) -> N
     raw = relayed(name, [None, *STREAM])
     assert raw.startswith(keepalive)
     assert parse(name, raw) == parse(name, relayed(name, STREAM))
-
-
-# --- Over real sockets --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def proxy(simulator_url: str) -> Iterator[ProxyServer]:
-    """A proxy of this module's own: the failures below must not pause the shared one's keys."""
-    server = ProxyServer(proxy_environ(simulator_url)).wait_ready()
-    yield server
-    stop_and_check(server)
-
-
-def read_as(name: str, response: requests.Response) -> list[dict[str, Any]]:
-    assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith(FRAMINGS[name].media_type)
-    return parse(name, response.content)
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize(
-    ("params", "headers", "name"),
-    [
-        ({"format": "ndjson"}, {}, "ndjson"),
-        ({}, {"Accept": "application/x-ndjson"}, "ndjson"),
-        ({"format": "sse"}, {}, "sse"),
-        ({}, {"Accept": "text/event-stream"}, "sse"),
-        ({"format": "json"}, {"Accept": "text/event-stream"}, "json"),
-    ],
-    ids=["ndjson-query", "ndjson-accept", "sse-query", "sse-accept", "query-wins"],
-)
-def test_each_format_streams_the_arrays_chunks(
-    proxy: ProxyServer, sim: str, params: dict, headers: dict, name: str
-) -> None:
-    """Over real sockets: the same chunks as the JSON array, framed as asked."""
-    configure(sim, {"default": KNOWN})
-    expected = generate(proxy).json()
-    chunks = read_as(name, generate(proxy, params=params, headers=headers))
-    assert chunks == expected and chunks[-1]["content"] == ANSWER
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("name", ["json", "ndjson", "sse"])
-def test_delta_content_over_real_sockets(proxy: ProxyServer, sim: str, name: str) -> None:
-    """?content=delta: the contents concatenated are the answer, in every format."""
-    configure(sim, {"default": KNOWN})
-    chunks = read_as(name, generate(proxy, params={"format": name, "content": "delta"}))
-    assert len(chunks) > 1 and "".join(chunk["content"] for chunk in chunks) == ANSWER
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("name", ["json", "ndjson", "sse"])
-def test_a_mid_stream_failure_ends_each_format_properly(
-    proxy: ProxyServer, sim: str, name: str
-) -> None:
-    """A cut after a chunk: the format's own error ending, and the body still parses."""
-    configure(sim, {"default": {**KNOWN, "cut_after": 4}})
-    *chunks, error = read_as(name, generate(proxy, params={"format": name}))
-    assert chunks and error["error"]["code"] == 502
-    assert error["chunk_number"] == len(chunks) + 1
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize(
-    "params", [{"format": "xml"}, {"content": "diff"}], ids=["format", "content"]
-)
-def test_unknown_output_options_are_a_400_before_gemini_is_called(
-    proxy: ProxyServer, sim: str, params: dict
-) -> None:
-    """Bad ?format= or ?content=: plain JSON 400, whatever Accept says."""
-    response = generate(proxy, params=params, headers={"Accept": "text/event-stream"})
-    assert response.status_code == 400 and response.json()["error"]["code"] == 400
-
-
-@pytest.mark.integration
-def test_errors_before_streaming_stay_plain_json_in_every_format(
-    proxy: ProxyServer, sim: str
-) -> None:
-    """A Gemini 400 with ?format=sse: its status and a JSON body, not an event stream."""
-    configure(sim, {"default": {"status": 400}})
-    response = generate(proxy, params={"format": "sse"})
-    assert response.status_code == 400
-    assert response.headers["Content-Type"].startswith("application/json")
 
 
 @pytest.mark.parametrize("name", ["ndjson", "sse"])

@@ -3,50 +3,14 @@ Gemini is called only with a body that passed validation, byte for byte as it ar
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Iterator
-from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from app import create_app
-from app.config import Config
 from app.errors import ApiError
 from app.schemas import validate_generate_request
-
-PASSWORD = "fuzz-password"
-SECRET_KEY = "AIza" + "f" * 35
-ANSWER = (
-    b'data: {"candidates":[{"content":{"parts":[{"text":"ok"}],"role":"model"},'
-    b'"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":1,'
-    b'"candidatesTokenCount":1,"totalTokenCount":2}}\r\n\r\n'
-)
-
-
-class CannedStream:
-    """A short complete Gemini answer."""
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        yield ANSWER
-
-    def close(self, reuse: bool = False) -> None:
-        """Nothing to release."""
-
-
-@dataclasses.dataclass
-class RecordingClient:
-    """Stands in for GeminiClient and keeps every body it was asked to send."""
-
-    sent: list[bytes] = dataclasses.field(default_factory=list)
-
-    def open_stream(
-        self, model: str, body: bytes, key: object, wait: float | None = None
-    ) -> CannedStream:
-        self.sent.append(body)
-        return CannedStream()
-
+from tests.fakes import EVENT, PASSWORD, SECRET_KEY, FakeGemini, app_with
 
 # Any JSON value, nested a little.
 json_values = st.recursive(
@@ -117,15 +81,9 @@ odd_headers = st.dictionaries(
 models = st.none() | st.text(max_size=20)
 
 
-def app_and_client() -> tuple[Any, RecordingClient]:
-    app = create_app(Config(api_keys=(SECRET_KEY,), api_password=PASSWORD))
-    client = RecordingClient()
-    proxy = app.extensions["gemini_proxy"]
-    app.extensions["gemini_proxy"] = dataclasses.replace(proxy, client=client)
-    return app, client
-
-
-APP, CLIENT = app_and_client()
+# Hypothesis runs every example in one test call: one app and fake Gemini serve them all.
+GEMINI = FakeGemini(lambda call: [EVENT])
+APP = app_with(GEMINI)
 
 
 def is_valid(raw: bytes) -> bool:
@@ -142,7 +100,7 @@ def test_no_input_gives_a_500_or_reaches_gemini_unvalidated(
     raw: bytes, credentials: dict[str, str], headers: dict[str, str], model: str | None
 ) -> None:
     """4xx JSON for anything refused, with no upstream call; a call only for a valid body."""
-    CLIENT.sent.clear()
+    GEMINI.calls.clear()
     query = {} if model is None else {"model": model}
     response = APP.test_client().post(
         "/generate", data=raw, headers={**headers, **credentials}, query_string=query
@@ -150,10 +108,10 @@ def test_no_input_gives_a_500_or_reaches_gemini_unvalidated(
     assert response.status_code < 500, response.get_data(as_text=True)
     body = json.loads(response.get_data())
     if response.status_code >= 400:
-        assert CLIENT.sent == []
+        assert GEMINI.calls == []
         assert body["error"]["code"] == response.status_code
     else:
         assert response.status_code == 200 and body[-1]["is_complete"] is True
-        assert CLIENT.sent == [raw] and is_valid(raw)
+        assert GEMINI.bodies == [raw] and is_valid(raw)
     assert SECRET_KEY not in response.get_data(as_text=True)
     event(f"status {response.status_code}")

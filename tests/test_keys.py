@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from app.classify import UPSTREAM_FAULT, Verdict
-from app.keys import PROBE_WAIT, KeyPool
+from app.keys import PROBE_WAIT, Key, KeyPool
 
 SECRETS = ["secret-a", "secret-b", "secret-c"]
 QUOTA_30S = Verdict("quota", 30.0)
@@ -119,13 +119,19 @@ def test_a_disabled_key_waits_disable_seconds_then_one_request_probes_it(clock: 
     assert [pool.acquire(), pool.acquire()] == [key, key]
 
 
-def test_a_probe_whose_request_ends_without_a_verdict_is_lent_again(clock: Clock) -> None:
-    """A client leaving mid-probe does not cost the key another disable period."""
+def probing(clock: Clock) -> tuple[KeyPool, Key]:
+    """A one-key pool whose key, disabled an hour ago, is now lent to a probe."""
     pool = pool_of(clock, ["only-key"])
     (key,) = pool.keys
     pool.penalise(key, INVALID)
     clock.now += 3600
     assert pool.acquire() is key
+    return pool, key
+
+
+def test_a_probe_whose_request_ends_without_a_verdict_is_lent_again(clock: Clock) -> None:
+    """A client leaving mid-probe does not cost the key another disable period."""
+    pool, key = probing(clock)
     pool.release(key)
     assert pool.acquire() is key
 
@@ -178,22 +184,14 @@ def test_a_brief_fault_never_shortens_a_longer_penalty(clock: Clock) -> None:
 
 def test_while_a_probe_runs_others_are_told_to_retry_soon_not_in_an_hour(clock: Clock) -> None:
     """Retry-After during a probe is a few seconds: its answer is moments away."""
-    pool = pool_of(clock, ["only-key"])
-    (key,) = pool.keys
-    pool.penalise(key, INVALID)
-    clock.now += 3600
-    assert pool.acquire() is key
+    pool, _ = probing(clock)
     assert pool.shortage() == ("disabled", PROBE_WAIT)
 
 
 def test_a_probe_meeting_geminis_own_fault_leaves_the_key_disabled(clock: Clock) -> None:
     """A 503 on the probe proves nothing: after the brief pause the key is probed again, not
     handed to everyone."""
-    pool = pool_of(clock, ["only-key"])
-    (key,) = pool.keys
-    pool.penalise(key, INVALID)
-    clock.now += 3600
-    assert pool.acquire() is key
+    pool, key = probing(clock)
     pool.penalise(key, UPSTREAM_FAULT)
     assert pool.state(key) == "disabled"
     clock.now += 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,7 @@ import requests
 from google import genai
 from google.genai import errors, types
 
-from tests.client import assert_json_error, calls_per_key, cooldowns, metric, upstream_calls
-from tests.conftest import proxy_environ, stop_and_check
+from tests.client import PROMPT, assert_json_error, calls_per_key, cooldowns, metric, upstream_calls
 from tests.servers import KEYS, PASSWORD, REQUEST_TIMEOUT, ProxyServer, configure, control
 
 pytestmark = pytest.mark.integration
@@ -24,12 +22,10 @@ RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "gemini-recordings
 STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent"
 
 
-@pytest.fixture(scope="module")
-def proxy(simulator_url: str) -> Iterator[ProxyServer]:
-    """A proxy of this module's own, so key penalties here stay here."""
-    server = ProxyServer(proxy_environ(simulator_url)).wait_ready()
-    yield server
-    stop_and_check(server)
+@pytest.fixture
+def proxy(own_proxy: ProxyServer) -> ProxyServer:
+    """This module's own proxy, so key penalties here stay here."""
+    return own_proxy
 
 
 def sdk(proxy: ProxyServer, api_key: str = PASSWORD) -> genai.Client:
@@ -103,7 +99,7 @@ def test_the_password_works_wherever_gemini_clients_put_their_key(
         f"{proxy.url}{STREAM}",
         params={"alt": "sse", **params},
         headers=headers,
-        json={"contents": [{"parts": [{"text": "hi"}]}]},
+        json=PROMPT,
         timeout=REQUEST_TIMEOUT,
     )
     assert response.status_code == 200 and response.headers["Content-Type"].startswith(
@@ -121,7 +117,7 @@ def test_the_native_stream_arrives_while_gemini_is_still_generating(
         f"{proxy.url}{STREAM}",
         params={"alt": "sse"},
         headers={"x-goog-api-key": PASSWORD},
-        json={"contents": [{"parts": [{"text": "hi"}]}]},
+        json=PROMPT,
         stream=True,
         timeout=REQUEST_TIMEOUT,
     ) as response:
@@ -160,7 +156,7 @@ def test_a_recorded_stream_comes_out_of_the_native_route_byte_for_byte(
         f"{proxy.url}{STREAM}",
         params={"alt": "sse"},
         headers={"x-goog-api-key": PASSWORD},
-        json={"contents": [{"parts": [{"text": "hi"}]}]},
+        json=PROMPT,
         timeout=REQUEST_TIMEOUT,
     )
     assert response.status_code == 200 and response.content == recorded
@@ -203,7 +199,7 @@ def test_paths_the_proxy_does_not_pass_on_are_refused_locally(
         method,
         f"{proxy.url}{path}",
         headers={"x-goog-api-key": PASSWORD},
-        json={"contents": [{"parts": [{"text": "hi"}]}]},
+        json=PROMPT,
         timeout=REQUEST_TIMEOUT,
     )
     assert_json_error(response, code)
@@ -235,7 +231,7 @@ def test_a_native_stream_that_breaks_mid_way_cuts_the_clients_connection(
             f"{proxy.url}{STREAM}",
             params={"alt": "sse"},
             headers={"x-goog-api-key": PASSWORD},
-            json={"contents": [{"parts": [{"text": "hi"}]}]},
+            json=PROMPT,
             timeout=REQUEST_TIMEOUT,
         )
     assert "Traceback" not in proxy.output()

@@ -1,4 +1,5 @@
-"""The relay: events in, a JSON array out, element by element, always valid JSON."""
+"""The relay, as /generate runs it: events in, a JSON array out, element by element, always valid
+JSON."""
 
 from __future__ import annotations
 
@@ -10,16 +11,15 @@ import pytest
 from app.chunker import Chunker
 from app.errors import error_body
 from app.logs import RequestRecord
-from app.relay import relay
 from app.upstream import UpstreamError, UpstreamUnreachable
 from tests.events import sse, text_event
+from tests.fakes import relayed
 
 
 def run(
     reads: list[bytes] | Iterator[bytes], chunk_token: int = 10
 ) -> tuple[list[bytes], RequestRecord]:
-    record = RequestRecord("rid", "POST", "/generate")
-    return list(relay(reads, Chunker(chunk_token), record)), record
+    return relayed(reads, chunk_token)
 
 
 def test_the_body_is_one_json_array_written_one_element_per_piece() -> None:
@@ -68,32 +68,33 @@ def test_a_failure_after_a_chunk_ends_the_array_with_one_error_element(
     assert record.error == status
 
 
-def test_a_bug_after_a_chunk_still_closes_the_array_with_an_internal_error() -> None:
+def test_a_bug_after_a_chunk_still_closes_the_array_with_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """An unexpected exception mid-stream: logged, then an INTERNAL element and `]`."""
+    feed = Chunker.feed
 
-    class Failing(Chunker):
-        def feed(self, event: dict) -> dict | None:
-            if self.chunks_sent:
-                raise RuntimeError("a bug")
-            return super().feed(event)
+    def failing(self: Chunker, event: dict) -> dict | None:
+        if self.chunks_sent:
+            raise RuntimeError("a bug")
+        return feed(self, event)
 
-    record = RequestRecord("rid", "POST", "/generate")
-    pieces = relay(sse(text_event("a", 12), text_event("b", 25)), Failing(10), record)
+    monkeypatch.setattr(Chunker, "feed", failing)
+    pieces, record = run(sse(text_event("a", 12), text_event("b", 25)))
     body = json.loads(b"".join(pieces))
     assert body[-1]["error"]["status"] == "INTERNAL" and body[-1]["chunk_number"] == 2
     assert record.error == "INTERNAL"
 
 
-def test_a_bug_before_any_chunk_is_raised_to_become_a_500() -> None:
+def test_a_bug_before_any_chunk_is_raised_to_become_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
     """With nothing sent yet, the exception goes to the app's error handler."""
 
-    class Failing(Chunker):
-        def feed(self, event: dict) -> dict | None:
-            raise RuntimeError("a bug")
+    def failing(self: Chunker, event: dict) -> dict | None:
+        raise RuntimeError("a bug")
 
-    record = RequestRecord("rid", "POST", "/generate")
+    monkeypatch.setattr(Chunker, "feed", failing)
     with pytest.raises(RuntimeError):
-        list(relay(sse(text_event("a", 12)), Failing(10), record))
+        run(sse(text_event("a", 12)))
 
 
 @pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
@@ -143,9 +144,9 @@ def test_an_error_event_keeps_geminis_code_and_status_before_streaming() -> None
 def test_a_key_in_an_error_message_is_redacted_from_the_error_element() -> None:
     """Gemini quoting a key in a mid-stream error never puts it in the client's body."""
     key = "AIza" + "x" * 35
-    event = {
-        "error": {"code": 403, "status": "PERMISSION_DENIED", "message": f"api_key:{key} suspended"}
-    }
+    # A quota error, which the client gets as Gemini said it (a refused key's is restated).
+    message = f"Quota exceeded for consumer 'api_key:{key}'"
+    event = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": message}}
     body = b"".join(run(sse(text_event("a", 12), event))[0])
     assert key.encode() not in body
     assert b"[REDACTED]" in body
@@ -170,8 +171,7 @@ def test_an_odd_error_code_after_a_chunk_is_reported_as_502_in_the_element() -> 
 def test_configured_keys_are_redacted_from_error_elements_whatever_their_shape() -> None:
     """A key that does not look like Google's is still blanked when it is one of ours."""
     event = {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "key my-odd-key"}}
-    record = RequestRecord("rid", "POST", "/generate")
-    pieces = relay(sse(text_event("a", 12), event), Chunker(10), record, secrets=["my-odd-key"])
+    pieces, _ = relayed(sse(text_event("a", 12), event), secrets=("my-odd-key",))
     body = b"".join(pieces)
     assert b"my-odd-key" not in body and b"[REDACTED]" in body
 

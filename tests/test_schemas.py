@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
+from flask.testing import FlaskClient
 
+from app.config import MODEL_NAME_RULE, Config, ConfigError
 from app.errors import ApiError
-from app.schemas import MAX_CONTENTS, MAX_PARTS, validate_generate_request
+from app.schemas import MAX_CONTENTS, MAX_PARTS, validate_generate_request, validate_model
+from tests.client import PROMPT
+from tests.fakes import AUTH, PASSWORD
 
 VALID = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
@@ -82,3 +87,28 @@ def test_the_largest_allowed_contents_still_pass() -> None:
     contents = [{"parts": [{}] * 5}] * MAX_CONTENTS
     assert sum(len(c["parts"]) for c in contents) == MAX_PARTS
     validate_generate_request(json.dumps({"contents": contents}).encode())
+
+
+@pytest.mark.parametrize("name", ["models/x", "../admin", "a:b", "", ".", "..", "a..b", "a" * 129])
+def test_one_model_name_rule_says_the_same_in_the_config_and_both_routes(
+    client: FlaskClient, name: str
+) -> None:
+    """MODEL_ID, /generate's ?model= and the native model segment: one rule, one message."""
+    with pytest.raises(ConfigError) as config:
+        Config(api_keys=("k",), model_id=name)
+    generate = client.post("/generate", json=PROMPT, headers=AUTH, query_string={"model": name})
+    native = client.post(
+        f"/v1beta/models/{quote(name, safe='')}:generateContent",
+        json=PROMPT,
+        headers={"x-goog-api-key": PASSWORD},
+    )
+    assert str(config.value) == f"MODEL_ID: {MODEL_NAME_RULE}"
+    assert generate.status_code == 400
+    assert generate.json["error"]["message"] == f"model {MODEL_NAME_RULE}"
+    if name and "/" not in name:  # else the path names no model route: a 404 of its own
+        assert native.status_code == 400 and native.json == generate.json
+
+
+def test_a_valid_model_name_is_returned_as_it_is() -> None:
+    """The rule lets Gemini's own names through."""
+    assert validate_model("gemini-2.5-flash-lite_001") == "gemini-2.5-flash-lite_001"
