@@ -94,10 +94,17 @@ def control(base_url: str, name: str) -> dict[str, Any]:
 class ProxyServer:
     """`gunicorn -c gunicorn.conf.py wsgi:app` with gevent workers on a free loopback port.
 
-    `app` serves another WSGI app under the same settings (the benchmark's floor).
+    `app` serves another WSGI app under the same settings (the benchmark's floor); `python` is
+    the interpreter whose gunicorn runs it (another virtualenv's, to test what that one holds).
     """
 
-    def __init__(self, environ: Mapping[str, str], workers: int = 2, app: str = "wsgi:app") -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        workers: int = 2,
+        app: str = "wsgi:app",
+        python: str = sys.executable,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._workdir = tempfile.TemporaryDirectory(prefix="gemini-proxy-test-")
@@ -112,7 +119,7 @@ class ProxyServer:
             "WEB_CONCURRENCY": str(workers),
             **environ,
         }
-        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app]
+        command = [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", app]
         self.process = subprocess.Popen(
             [*command, "-b", f"127.0.0.1:{self.port}"],
             cwd=REPO_ROOT,
