@@ -387,6 +387,15 @@ def test_compose_wires_the_proxy_nginx_and_prometheus_as_described() -> None:
     settings = gunicorn_settings()
 
     assert proxy["env_file"] == ".env" and (DEPLOY / ".env.example").exists()
+    # The keys and the password as secrets: files the proxy reads, not variables.
+    for variable, secret in (
+        ("GEMINI_API_KEY_LIST", "gemini_api_keys"),
+        ("api_password", "api_password"),
+    ):
+        assert variable not in proxy["environment"]
+        assert proxy["environment"][f"{variable}_FILE"] == f"/run/secrets/{secret}"
+        assert secret in proxy["secrets"]
+        assert compose["secrets"][secret]["file"].startswith("./secrets/")
     assert (
         seconds(proxy["stop_grace_period"]) >= settings["graceful_timeout"] + settings["keepalive"]
     )
@@ -415,11 +424,15 @@ def test_compose_wires_the_proxy_nginx_and_prometheus_as_described() -> None:
     assert {"/etc/prometheus/prometheus.yml", "/etc/prometheus/alerts.yml"} <= mounts
 
 
-def test_the_env_example_holds_placeholders_never_a_real_looking_key() -> None:
-    """.env.example names every variable the proxy needs, with nothing shaped like a key."""
+def test_the_env_example_holds_settings_but_no_secret_and_secrets_stay_untracked() -> None:
+    """.env.example names settings only (the keys and password are secret files), and neither
+    an .env nor deploy/secrets/ can be committed."""
     text = (DEPLOY / ".env.example").read_text()
-    assert "GEMINI_API_KEY_LIST=" in text and "api_password=" in text
+    settings = dict(re.findall(r"^(\w+)=(.*)$", text, re.MULTILINE))
+    assert "MODEL_ID" in settings and "WEB_CONCURRENCY" in settings
+    assert not {"GEMINI_API_KEY_LIST", "api_password"} & set(settings)
     assert not re.search(r"AIza[0-9A-Za-z_-]{35}", text)
-    assert re.search(r"GEMINI_API_KEY_LIST=replace-", text)
-    tracked = run("git", "ls-files", "deploy/.env", ".env").stdout
-    assert tracked == "", "an .env with real keys is tracked"
+    for path in ("deploy/.env", "deploy/secrets/gemini_api_keys", "deploy/secrets/api_password"):
+        assert run("git", "check-ignore", "--quiet", "--no-index", path).returncode == 0, path
+    tracked = run("git", "ls-files", "deploy/.env", ".env", "deploy/secrets").stdout
+    assert tracked == "", "an .env or a secret is tracked"
