@@ -61,6 +61,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def answers(url: str) -> bool:
+    """Whether a GET of the URL answers 200 now (False while nothing listens there)."""
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
 def start_simulator(*options: str) -> tuple[subprocess.Popen[str], str]:
     """Start `python -m app.simulator --port 0` and return it with its base URL."""
     process = subprocess.Popen(

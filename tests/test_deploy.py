@@ -31,6 +31,7 @@ from tests.servers import (
     REQUEST_TIMEOUT,
     STARTUP_TIMEOUT,
     ProxyServer,
+    answers,
     configure,
     control,
     free_port,
@@ -177,13 +178,6 @@ def nginx_proxy(start_proxy, tmp_path: Path) -> Iterator[tuple[str, ProxyServer,
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(REQUEST_TIMEOUT)
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.ConnectionError:
-        return False
 
 
 def test_a_stream_passes_through_nginx_chunk_by_chunk(nginx_proxy, sim: str) -> None:
