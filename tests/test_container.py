@@ -44,8 +44,11 @@ IMAGE = "localhost/gemini-chunk-proxy:test"
 # The simulator's module, run from the same image (the one place to change should it move).
 SIMULATOR_MODULE = "app.simulator"
 RUNTIME_UID = 10001
-# What the image's working directory holds: the server and the pins it was installed from.
-SERVER_FILES = {"app", "wsgi.py", "gunicorn.conf.py", "requirements.txt", "constraints.txt"}
+# What the image's working directory may hold: what the Dockerfile's COPY lines name (the server
+# and the pins it was installed from), by top-level name.
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+COPIED = re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", DOCKERFILE.read_text(), re.MULTILINE)
+SERVER_FILES = {source.split("/")[0] for line in COPIED for source in line.split()}
 COMPOSE = yaml.safe_load((REPO_ROOT / "deploy" / "docker-compose.yml").read_text())
 # The proxy's service, whose options the tests run the image with.
 COMPOSE_PROXY = COMPOSE["services"]["proxy"]
@@ -279,7 +282,7 @@ def test_the_image_holds_the_server_and_its_runtime_only(engine: Engine, image: 
     is as it was); the code owned by root, no file executable, every folder traversable."""
     host_bundle = CA_BUNDLE.read_bytes()
     facts = image_facts(engine, image, len(host_bundle))
-    (base,) = base_images(REPO_ROOT / "Dockerfile")
+    (base,) = base_images(DOCKERFILE)
     base_bundle = image_facts(engine, base, -1)["ca_bundle_sha256"]
     assert facts["ca_bundle_sha256"] == base_bundle, "the build changed the system's CA bundle"
     if sha256(host_bundle) != base_bundle:
@@ -293,4 +296,5 @@ def test_the_image_holds_the_server_and_its_runtime_only(engine: Engine, image: 
     modes = {path: (entry["mode"], entry["folder"]) for path, entry in server.items()}
     assert {mode for mode, folder in modes.values() if folder} == {0o755}
     assert {mode for mode, folder in modes.values() if not folder} == {0o644}
-    assert "app/config.py" in modes and not any("test" in path for path in modes)
+    assert {"app/config.py", "wsgi.py", "gunicorn.conf.py"} <= set(modes)
+    assert not any("test" in path for path in modes)
