@@ -131,7 +131,9 @@ class Engine:
     def __call__(
         self, *command: str, timeout: float = COMMAND_TIMEOUT, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        """Run podman or buildah with this engine's settings; output captured as text."""
+        """Run a command (podman, buildah, ...) with this engine's settings; its output as text.
+
+        A failure raises RuntimeError with the command's output."""
         result = subprocess.run(
             command, env=self.environ, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -140,6 +142,7 @@ class Engine:
         return result
 
     def has_image(self, name: str) -> bool:
+        """Whether podman's store holds an image of that name."""
         return self("podman", "image", "exists", name, check=False).returncode == 0
 
     def ensure_base_images(self, dockerfile: Path = REPO_ROOT / "Dockerfile") -> list[str]:
@@ -156,38 +159,37 @@ class Engine:
     def make_base_image(self, name: str, packages: tuple[str, ...]) -> None:
         """debootstrap a minimal bookworm with the packages, add the venv, import it as `name`."""
         with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
-            root = Path(scratch, "rootfs")
-            subprocess.run(
-                [
-                    shutil.which("debootstrap", path=SEARCH_PATH),
-                    "--variant=minbase",
-                    f"--include={','.join(packages)}",
-                    SUITE,
-                    root,
-                    debian_mirror(),
-                ],
-                capture_output=True,
-                check=True,
+            root = str(Path(scratch, "rootfs"))
+            self(
+                shutil.which("debootstrap", path=SEARCH_PATH),
+                "--variant=minbase",
+                f"--include={','.join(packages)}",
+                SUITE,
+                root,
+                debian_mirror(),
                 timeout=BASE_IMAGE_TIMEOUT,
             )
-            subprocess.run(["chroot", root, "python3", "-m", "venv", "/usr/local"], check=True)
+            self("chroot", root, "python3", "-m", "venv", "/usr/local")
             # Not in the official images either: apt's package lists and downloaded packages.
             for cache in ("var/cache/apt", "var/lib/apt/lists"):
-                for entry in (root / cache).iterdir():
+                for entry in Path(root, cache).iterdir():
                     if entry.is_dir():
                         shutil.rmtree(entry)
                     else:
                         entry.unlink()
             changes = [arg for change in BASE_IMAGE_CHANGES for arg in ("--change", change)]
             with subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE) as tar:
-                subprocess.run(
+                imported = subprocess.run(
                     ["podman", "import", *changes, "-", name],
                     stdin=tar.stdout,
                     env=self.environ,
                     capture_output=True,
-                    check=True,
+                    text=True,
                     timeout=BASE_IMAGE_TIMEOUT,
+                    check=False,
                 )
+            if tar.returncode or imported.returncode:
+                raise RuntimeError(f"podman import of {name} failed:\n{imported.stderr}")
 
     def build(self, tag: str, no_cache: bool = False) -> float:
         """Build the checkout's Dockerfile as `tag` (layers cached, as Docker does); the seconds

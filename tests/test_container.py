@@ -40,7 +40,8 @@ from tests.servers import (
 pytestmark = pytest.mark.integration
 
 REQUIRED = os.environ.get("CONTAINER_TESTS_REQUIRE_ENGINE") == "1"
-IMAGE = "localhost/gemini-chunk-proxy:test"
+# A tag of this run's own: runs from other checkouts may build beside it (the layers are shared).
+IMAGE = f"localhost/gemini-chunk-proxy:test-{os.getpid()}"
 # The simulator's module, run from the same image (the one place to change should it move).
 SIMULATOR_MODULE = "app.simulator"
 RUNTIME_UID = 10001
@@ -95,12 +96,14 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def image(request: pytest.FixtureRequest, engine: Engine) -> str:
-    """The image built from the checkout (cached layers reused, as Docker does)."""
+def image(request: pytest.FixtureRequest, engine: Engine) -> Iterator[str]:
+    """The image built from the checkout (cached layers reused, as Docker does); untagged after
+    the tests, its layers kept as the next build's cache."""
     seconds = engine.build(IMAGE)
     megabytes = engine.image_size(IMAGE) / 1e6
     announce(request, f"{IMAGE}: built in {seconds:.1f} s, {megabytes:.0f} MB")
-    return IMAGE
+    yield IMAGE
+    engine("podman", "untag", IMAGE, IMAGE)
 
 
 @pytest.fixture(scope="module")
