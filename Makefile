@@ -33,9 +33,9 @@ run: require-keys $(BIN)/.installed
 	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # Checked before the virtualenv is built, so a missing key list fails at once with one line.
-NO_KEYS := GEMINI_API_KEY_LIST is not set: export your Gemini keys, or try 'make demo' (no keys needed)
+NO_KEYS := GEMINI_API_KEY_LIST (or GEMINI_API_KEY_LIST_FILE) is not set: export your Gemini keys, or try 'make demo' (no keys needed)
 require-keys:
-	$(if $(strip $(GEMINI_API_KEY_LIST)),,$(error $(NO_KEYS)))
+	$(if $(strip $(GEMINI_API_KEY_LIST)$(GEMINI_API_KEY_LIST_FILE)),,$(error $(NO_KEYS)))
 
 # No keys needed: the local Gemini simulator on SIM_PORT, the proxy on PORT wired to it.
 demo: $(BIN)/.installed

@@ -59,6 +59,26 @@ control_socket_disable = True
 
 
 # -- Logging: one JSON object per line on stdout, secrets blanked ----------------------------
+# app.config refuses a secret file larger than this, so no more of one is read here.
+MAX_SECRET_FILE_BYTES = 1024 * 1024
+
+
+def _secret(name):
+    """The variable, or the file its NAME_FILE variable names, as app.config reads them.
+
+    A file that cannot be read gives "": the check in on_starting then stops the start with one
+    line naming the variable, before any request is served.
+    """
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if not path:
+        return os.environ.get(name, "")
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read(MAX_SECRET_FILE_BYTES)
+    except (OSError, ValueError):
+        return ""
+
+
 class RedactSecrets(logging.Filter):
     """Blank the password and API keys out of every line, whoever wrote it.
 
@@ -76,8 +96,8 @@ class RedactSecrets(logging.Filter):
 
     def __init__(self):
         super().__init__()
-        keys = os.environ.get("GEMINI_API_KEY_LIST", "").split(",")
-        password = os.environ.get("api_password")  # noqa: SIM112 - the specification's lowercase name
+        keys = re.split(r"[,\n]", _secret("GEMINI_API_KEY_LIST"))
+        password = _secret("api_password").rstrip("\r\n")
         self.secrets = [s for s in (*map(str.strip, keys), password) if s]
 
     def filter(self, record):

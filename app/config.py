@@ -3,6 +3,9 @@
 Usage::
 
     config = Config.from_env(os.environ)
+
+The secrets may come from files instead, as Docker and Kubernetes secrets are passed:
+GEMINI_API_KEY_LIST_FILE and api_password_FILE name a file holding the value.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ DEFAULT_PORT = 1231
 MAX_PORT = 65535
 # An on/off variable: unset or empty means its default.
 SWITCH_VALUES = ("", "0", "1")
+# NAME_FILE names a file holding NAME's value: the convention of Docker and Kubernetes secrets.
+FILE_SUFFIX = "_FILE"
+# Far above any key list or password; a larger "secret" is a wrong path (a log, a device).
+MAX_SECRET_FILE_BYTES = 1024 * 1024
+# Keys are comma-separated, or one per line (as a secret file is usually written).
+KEY_SEPARATOR = re.compile(r"[,\n]")
 
 
 class ConfigError(ValueError):
@@ -96,12 +105,13 @@ class Config:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
         """Build a Config from environment variables, raising ConfigError on bad values."""
-        keys = tuple(k.strip() for k in environ.get("GEMINI_API_KEY_LIST", "").split(","))
+        keys = KEY_SEPARATOR.split(read_secret(environ, "GEMINI_API_KEY_LIST") or "")
+        password = read_secret(environ, "api_password")
         return cls(
-            api_keys=tuple(k for k in keys if k),
+            api_keys=tuple(key for key in map(str.strip, keys) if key),
             model_id=environ.get("MODEL_ID", DEFAULT_MODEL_ID).strip(),
             chunk_token=_positive(environ, "chunk_token", int, DEFAULT_CHUNK_TOKEN),
-            api_password=environ.get("api_password", DEFAULT_PASSWORD),
+            api_password=DEFAULT_PASSWORD if password is None else password,
             api_base=environ.get("GEMINI_API_BASE", DEFAULT_API_BASE).strip().rstrip("/"),
             upstream_timeout=_positive(
                 environ, "UPSTREAM_TIMEOUT", float, DEFAULT_UPSTREAM_TIMEOUT
@@ -120,6 +130,36 @@ class Config:
                 environ, "FAILOVER_DEADLINE", float, DEFAULT_FAILOVER_DEADLINE
             ),
         )
+
+
+def read_secret(environ: Mapping[str, str], name: str) -> str | None:
+    """The variable `name`, or the content of the file its `name_FILE` variable names.
+
+    Usage: read_secret(os.environ, "api_password")  # None when neither is set
+
+    Line breaks at the file's end are not part of the value. Both set (an empty variable counts
+    as unset), or a file that cannot be read, is empty or is not UTF-8 text, is a ConfigError.
+    """
+    file_variable = name + FILE_SUFFIX
+    path = environ.get(file_variable, "").strip()
+    if not path:
+        return environ.get(name)
+    if environ.get(name):
+        raise ConfigError(file_variable, f"set either {name} or {file_variable}, not both")
+    try:
+        with open(path, "rb") as file:
+            content = file.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(file_variable, f"cannot read {path}: {error.strerror or error}") from None
+    if len(content) > MAX_SECRET_FILE_BYTES:
+        raise ConfigError(file_variable, f"{path} is over {MAX_SECRET_FILE_BYTES} bytes")
+    try:
+        value = content.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError(file_variable, f"{path} is not UTF-8 text") from None
+    if not value.strip():
+        raise ConfigError(file_variable, f"{path} is empty")
+    return value
 
 
 def check_server_environ(environ: Mapping[str, str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -47,6 +48,18 @@ def generate(
         stream=stream,
         timeout=timeout,
     )
+
+
+def raw_exchange(proxy: ProxyServer, request_bytes: bytes) -> tuple[int, bytes]:
+    """Send bytes as they are on a new connection; return the status and the body read."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=REQUEST_TIMEOUT) as sock:
+        sock.sendall(request_bytes)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
 
 
 def generate_many(proxy: ProxyServer, tag: str, count: int, threads: int = 8) -> list[int]:

@@ -61,6 +61,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def answers(url: str) -> bool:
+    """Whether a GET of the URL answers 200 now (False while nothing listens there)."""
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
 def start_simulator(*options: str) -> tuple[subprocess.Popen[str], str]:
     """Start `python -m simulator --port 0` and return it with its base URL."""
     process = subprocess.Popen(
@@ -94,10 +102,17 @@ def control(base_url: str, name: str) -> dict[str, Any]:
 class ProxyServer:
     """`gunicorn -c gunicorn.conf.py wsgi:app` with gevent workers on a free loopback port.
 
-    `app` serves another WSGI app under the same settings (the benchmark's floor).
+    `app` serves another WSGI app under the same settings (the benchmark's floor); `python` is
+    the interpreter whose gunicorn runs it (another virtualenv's, to test what that one holds).
     """
 
-    def __init__(self, environ: Mapping[str, str], workers: int = 2, app: str = "wsgi:app") -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        workers: int = 2,
+        app: str = "wsgi:app",
+        python: str = sys.executable,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._workdir = tempfile.TemporaryDirectory(prefix="gemini-proxy-test-")
@@ -112,7 +127,7 @@ class ProxyServer:
             "WEB_CONCURRENCY": str(workers),
             **environ,
         }
-        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app]
+        command = [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", app]
         self.process = subprocess.Popen(
             [*command, "-b", f"127.0.0.1:{self.port}"],
             cwd=REPO_ROOT,

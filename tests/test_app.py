@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.auth import password_matches
-from app.config import Config
+from app.config import MAX_SECRET_FILE_BYTES, Config
 from app.proxy import get_proxy
 from app.redact import GEMINI_KEY
 from tests.client import PROMPT
@@ -49,6 +49,8 @@ def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: s
         "ACCESS_LOG",
         "GEMINI_API_KEY_LIST",
         "api_password",
+        "GEMINI_API_KEY_LIST_FILE",
+        "api_password_FILE",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -117,6 +119,25 @@ def test_every_log_line_is_scrubbed_of_keys_and_the_password(
     for secret in ("qs-secret", "odd-key-2", google_shaped, "hunter22", "old-password"):
         assert secret not in line
     assert line.count("[REDACTED]") == 5
+
+
+def test_secrets_given_in_files_are_scrubbed_as_the_app_reads_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With GEMINI_API_KEY_LIST_FILE and api_password_FILE, the filter blanks the keys and the
+    password the app reads from those files: the same values, parsed the same way."""
+    keys, password = tmp_path / "keys", tmp_path / "password"
+    keys.write_text("file-key-1\n file-key-2 ,file-key-3\n")
+    password.write_text("file-password\n")
+    conf = load_gunicorn_conf(
+        monkeypatch, tmp_path, GEMINI_API_KEY_LIST_FILE=str(keys), api_password_FILE=str(password)
+    )
+    config = Config.from_env(os.environ)
+    redact = conf["RedactSecrets"]()
+    assert sorted(redact.secrets) == sorted((*config.api_keys, config.api_password))
+    line = redact.clean("file-key-2 and file-password in a line")
+    assert line == "[REDACTED] and [REDACTED] in a line"
+    assert conf["MAX_SECRET_FILE_BYTES"] == MAX_SECRET_FILE_BYTES
 
 
 def test_tracebacks_in_log_lines_are_scrubbed_too(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from app.config import Config, ConfigError
+from app.config import MAX_SECRET_FILE_BYTES, Config, ConfigError
 
 
 def test_defaults_are_the_specifications() -> None:
@@ -98,3 +100,89 @@ def test_attempts_per_request_never_exceed_the_keys(
     """MAX_ATTEMPTS is capped by the number of keys: no key is tried twice for one request."""
     config = Config.from_env({"GEMINI_API_KEY_LIST": keys, "MAX_ATTEMPTS": str(max_attempts)})
     assert config.attempts_per_request == attempts
+
+
+# --- secrets from files (GEMINI_API_KEY_LIST_FILE, api_password_FILE) ----------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["k-1,k-2", "k-1\nk-2\n", "k-1\r\nk-2\r\n", " k-1 , \n\n k-2 ,\n"],
+    ids=["commas", "lines", "crlf-lines", "mixed-with-blanks"],
+)
+def test_keys_can_come_from_a_file_one_per_line_or_comma_separated(
+    tmp_path: Path, content: str
+) -> None:
+    """GEMINI_API_KEY_LIST_FILE names the file; spaces, blank lines and empty entries go."""
+    path = tmp_path / "keys"
+    path.write_text(content)
+    config = Config.from_env({"GEMINI_API_KEY_LIST_FILE": str(path)})
+    assert config.api_keys == ("k-1", "k-2")
+
+
+@pytest.mark.parametrize(
+    ("content", "password"),
+    [("s3cret\n", "s3cret"), ("s3cret", "s3cret"), (" two words \r\n", " two words ")],
+)
+def test_the_password_can_come_from_a_file_without_its_final_line_break(
+    tmp_path: Path, content: str, password: str
+) -> None:
+    """api_password_FILE: the content as it is, but for the line break editors add at the end."""
+    path = tmp_path / "password"
+    path.write_text(content, newline="")
+    config = Config.from_env({"GEMINI_API_KEY_LIST": "a", "api_password_FILE": str(path)})
+    assert config.api_password == password and not config.password_is_default
+
+
+@pytest.mark.parametrize("name", ["GEMINI_API_KEY_LIST", "api_password"])
+def test_an_empty_variable_beside_its_file_counts_as_unset(tmp_path: Path, name: str) -> None:
+    """`NAME=` left empty (an env file's placeholder line) does not clash with NAME_FILE."""
+    path = tmp_path / "secret"
+    path.write_text("from-the-file\n")
+    environ = {"GEMINI_API_KEY_LIST": "a", name: "", f"{name}_FILE": str(path)}
+    config = Config.from_env(environ)
+    assert "from-the-file" in (*config.api_keys, config.api_password)
+
+
+@pytest.mark.parametrize("name", ["GEMINI_API_KEY_LIST", "api_password"])
+def test_a_secret_set_both_ways_is_refused_naming_both_variables(tmp_path: Path, name: str) -> None:
+    """Which one wins would be a guess: the variable and its _FILE together are an error."""
+    path = tmp_path / "secret"
+    path.write_text("x\n")
+    environ = {"GEMINI_API_KEY_LIST": "a", name: "b", f"{name}_FILE": str(path)}
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(environ)
+    assert caught.value.variable == f"{name}_FILE"
+    assert f"{name} " in str(caught.value) and "not both" in str(caught.value)
+
+
+# Content that must never reach an error message.
+MARK = b"SECRET-MARK"
+BAD_FILES = {
+    "missing": (None, "No such file or directory"),
+    "a-directory": ("dir", "Is a directory"),
+    "empty": (b"", "is empty"),
+    "only-line-breaks": (b"\n\r\n", "is empty"),
+    "not-utf-8": (b"\xff\xfe" + MARK + b"\n", "is not UTF-8 text"),
+    "too-large": (MARK * (MAX_SECRET_FILE_BYTES // len(MARK) + 1), "is over 1048576 bytes"),
+}
+
+
+@pytest.mark.parametrize("name", ["GEMINI_API_KEY_LIST", "api_password"])
+@pytest.mark.parametrize(("content", "problem"), BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_a_secret_file_that_cannot_be_used_is_a_one_line_error_naming_it(
+    tmp_path: Path, name: str, content: bytes | str | None, problem: str
+) -> None:
+    """The error names the _FILE variable, the path and the problem, never the content."""
+    path = tmp_path / "secret"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    environ = {"GEMINI_API_KEY_LIST": "a", name: "", f"{name}_FILE": str(path)}
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(environ)
+    message = str(caught.value)
+    assert caught.value.variable == f"{name}_FILE"
+    assert message.startswith(f"{name}_FILE: ") and str(path) in message and problem in message
+    assert "\n" not in message and MARK.decode() not in message

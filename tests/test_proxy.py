@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from tests.client import (
     generate,
     generate_many,
     metric,
+    raw_exchange,
     request_lines,
     served_by,
     upstream_calls,
@@ -41,18 +41,6 @@ from tests.servers import (
 pytestmark = pytest.mark.integration
 
 BIG_BODY_BYTES = 20 * 1024 * 1024 + 1
-
-
-def raw_exchange(proxy: ProxyServer, request_bytes: bytes) -> tuple[int, bytes]:
-    """Send bytes as they are on a new connection; return the status and the body read."""
-    with socket.create_connection(("127.0.0.1", proxy.port), timeout=REQUEST_TIMEOUT) as sock:
-        sock.sendall(request_bytes)
-        sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 # --- Streaming --------------------------------------------------------------------------------
