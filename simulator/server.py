@@ -56,7 +56,6 @@ from simulator.wire import (
 RESPONSE_ID_BYTES = 16
 MAX_LOGGED_REQUESTS = 10_000
 # Gemini serves its native API under both versions, alike; the simulator answers both the same.
-API_VERSIONS = ("v1", "v1beta")
 MODELS_PATH = re.compile(r"/(?P<version>v1|v1beta)/models")
 # A model's own path, or one of its methods after the colon (`models/x:generateContent`).
 MODEL_PATH = re.compile(
@@ -192,13 +191,13 @@ class SimulatorApp:
             EMBED_METHOD: functools.partial(self._embed, embed_content),
             BATCH_EMBED_METHOD: functools.partial(self._embed, batch_embed_contents),
             LIST_MODELS_METHOD: self._list_models,
-            GET_MODEL_METHOD: self._get_model,
+            GET_MODEL_METHOD: functools.partial(self._describe_model, model_info, False),
             CHAT_METHOD: self._chat,
             EMBEDDINGS_METHOD: self._embeddings,
             OPENAI_LIST_METHOD: lambda _call, start: _json_response(
                 start, HTTPStatus.OK, model_list()
             ),
-            OPENAI_GET_METHOD: self._openai_model,
+            OPENAI_GET_METHOD: functools.partial(self._describe_model, model_object, True),
         }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -318,20 +317,7 @@ class SimulatorApp:
         return _json_response(start_response, HTTPStatus.OK, tokens)
 
     def _list_models(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            page = list_models(call.params)
-        except ValueError as problem:
-            error = gemini_error(HTTPStatus.BAD_REQUEST, str(problem))
-            return _json_response(start_response, HTTPStatus.BAD_REQUEST, error)
-        return _json_response(start_response, HTTPStatus.OK, page)
-
-    def _get_model(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
-        info = model_info(call.model or "")
-        if info is None:
-            message = f"models/{call.model} is not found for API version {call.version}."
-            error = gemini_error(HTTPStatus.NOT_FOUND, message)
-            return _json_response(start_response, HTTPStatus.NOT_FOUND, error)
-        return _json_response(start_response, HTTPStatus.OK, info)
+        return _json_answer(start_response, lambda: list_models(call.params))
 
     def _embed(
         self,
@@ -339,18 +325,27 @@ class SimulatorApp:
         call: Call,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
-        try:
-            embedded = answer(call.body)
-        except ValueError as problem:
-            error = gemini_error(HTTPStatus.BAD_REQUEST, str(problem))
-            return _json_response(start_response, HTTPStatus.BAD_REQUEST, error)
-        return _json_response(start_response, HTTPStatus.OK, embedded)
+        return _json_answer(start_response, lambda: answer(call.body))
+
+    def _describe_model(
+        self,
+        describe: Callable[[str], dict[str, Any] | None],
+        array: bool,
+        call: Call,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        found = describe(call.model or "")
+        if found is None:
+            message = f"models/{call.model} is not found for API version {call.version}."
+            error = gemini_error(HTTPStatus.NOT_FOUND, message)
+            return _json_response(start_response, HTTPStatus.NOT_FOUND, error, array=array)
+        return _json_response(start_response, HTTPStatus.OK, found)
 
     def _chat(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
         try:
             check_chat_request(call.body)
         except ValueError as problem:
-            return _openai_bad_request(start_response, problem)
+            return _bad_request(start_response, problem, array=True)
         shape = {
             "model": call.model or DEFAULT_MODEL,
             "created": int(time.time()),
@@ -366,19 +361,7 @@ class SimulatorApp:
         return _json_response(start_response, HTTPStatus.OK, chat_completion(events, **shape))
 
     def _embeddings(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            embedded = embedding_list(call.body)
-        except ValueError as problem:
-            return _openai_bad_request(start_response, problem)
-        return _json_response(start_response, HTTPStatus.OK, embedded)
-
-    def _openai_model(self, call: Call, start_response: StartResponse) -> Iterable[bytes]:
-        found = model_object(call.model or "")
-        if found is None:
-            message = f"models/{call.model} is not found for API version {call.version}."
-            error = gemini_error(HTTPStatus.NOT_FOUND, message)
-            return _json_response(start_response, HTTPStatus.NOT_FOUND, error, array=True)
-        return _json_response(start_response, HTTPStatus.OK, found)
+        return _json_answer(start_response, lambda: embedding_list(call.body), array=True)
 
     def _answer(self, call: Call, prompt_tokens: int | None = None) -> Iterator[dict[str, Any]]:
         return answer_events(
@@ -467,6 +450,20 @@ def _bearer_key(environ: Environ) -> str | None:
     return key if authorization.startswith(BEARER_PREFIX) and key else None
 
 
-def _openai_bad_request(start_response: StartResponse, problem: ValueError) -> list[bytes]:
+def _bad_request(
+    start_response: StartResponse, problem: ValueError, *, array: bool = False
+) -> list[bytes]:
+    """Gemini's 400 for a request its method refused, worded by the ValueError."""
     error = gemini_error(HTTPStatus.BAD_REQUEST, str(problem))
-    return _json_response(start_response, HTTPStatus.BAD_REQUEST, error, array=True)
+    return _json_response(start_response, HTTPStatus.BAD_REQUEST, error, array=array)
+
+
+def _json_answer(
+    start_response: StartResponse, answer: Callable[[], dict[str, Any]], *, array: bool = False
+) -> list[bytes]:
+    """A 200 with what `answer` returns, or Gemini's 400 for the ValueError it raises."""
+    try:
+        payload = answer()
+    except ValueError as problem:
+        return _bad_request(start_response, problem, array=array)
+    return _json_response(start_response, HTTPStatus.OK, payload)
