@@ -7,10 +7,11 @@ BIN := $(VENV)/bin
 PORT ?= 1231
 SIM_PORT ?= 8090
 
-.PHONY: test lint bench demo run require-keys clean
+.PHONY: test lint bench demo demo-ports run require-keys clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed (PYTHON=...)")'
+	@echo "Building the virtualenv $(VENV) from the pinned requirements (first run only, about a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
@@ -37,8 +38,21 @@ NO_KEYS := GEMINI_API_KEY_LIST (or GEMINI_API_KEY_LIST_FILE) is not set: export 
 require-keys:
 	$(if $(strip $(GEMINI_API_KEY_LIST)$(GEMINI_API_KEY_LIST_FILE)),,$(error $(NO_KEYS)))
 
+# "taken" if something answers on loopback port $(1) (the simulator's address; the proxy's
+# 0.0.0.0 includes it), else nothing.
+PORT_TAKEN = $(shell $(PYTHON) -c 'import socket, sys; probe = socket.socket(); probe.settimeout(1); \
+	print("taken" if probe.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else "")' $(1))
+taken = Port $(1) ($(2), $(3)) is in use: stop what holds it or pick another, e.g. make demo $(2)=$(4)
+
+# Checked before the virtualenv is built or anything starts, so a taken port fails at once with
+# one line naming the variable to change (a busy SIM_PORT used to print a traceback, a busy PORT
+# a curl for a proxy that then could not bind).
+demo-ports:
+	$(if $(call PORT_TAKEN,$(SIM_PORT)),$(error $(call taken,$(SIM_PORT),SIM_PORT,the Gemini simulator,$(shell expr $(SIM_PORT) + 1))))
+	$(if $(call PORT_TAKEN,$(PORT)),$(error $(call taken,$(PORT),PORT,the proxy,$(shell expr $(PORT) + 1))))
+
 # No keys needed: the local Gemini simulator on SIM_PORT, the proxy on PORT wired to it.
-demo: $(BIN)/.installed
+demo: demo-ports $(BIN)/.installed
 	@set -e; \
 	log=$$(mktemp); \
 	$(BIN)/python -m simulator --port $(SIM_PORT) > $$log 2>&1 & sim=$$!; \

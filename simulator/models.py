@@ -3,6 +3,7 @@
 Usage::
 
     page = list_models({"pageSize": ["2"]})  # a query as urllib.parse.parse_qs reads it
+    info = model_info("gemini-embedding-001")
 """
 
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 # The simulator's own model: listed, and quoted wherever a call names none (GET /v1beta/models).
 DEFAULT_MODEL = "gemini-sim"
 
-# GET /v1beta/models lists these ids in this order; GET /v1beta/models/{id} 404s any other id.
+# GET /v1beta/models lists these ids in this order, then EMBEDDING_MODELS; any other id is a 404.
 MODELS: dict[str, tuple[str, str]] = {
     "gemini-2.5-flash": (
         "Gemini 2.5 Flash",
@@ -26,7 +27,20 @@ MODELS: dict[str, tuple[str, str]] = {
         "The local simulator's own model: scripted answers, one token per word.",
     ),
 }
-# The fields every listed model shares, as Gemini describes its 2.5 models.
+# Embedding models, listed after the generative ones: (version, displayName, methods).
+EMBEDDING_MODELS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "gemini-embedding-001": (
+        "001",
+        "Gemini Embedding 001",
+        ("embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"),
+    ),
+    "text-embedding-004": ("004", "Text Embedding 004", ("embedContent",)),
+}
+EMBEDDING_DESCRIPTION = "Obtain a distributed representation of a text."
+EMBEDDING_INPUT_TOKEN_LIMIT = 2048
+# Gemini's own figure: an embedding model "outputs" one token.
+EMBEDDING_OUTPUT_TOKEN_LIMIT = 1
+# The fields every listed generative model shares, as Gemini describes its 2.5 models.
 MODEL_VERSION = "001"
 MODEL_INPUT_TOKEN_LIMIT = 1_048_576
 MODEL_OUTPUT_TOKEN_LIMIT = 65_536
@@ -40,8 +54,24 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
+def model_ids() -> list[str]:
+    """Every listed model id in list order: the generative models, then the embedding ones."""
+    return [*MODELS, *EMBEDDING_MODELS]
+
+
 def model_info(model: str) -> dict[str, Any] | None:
     """Return Gemini's description of a listed model id, or None for an unknown one."""
+    if model in EMBEDDING_MODELS:
+        version, display_name, methods = EMBEDDING_MODELS[model]
+        return {
+            "name": f"models/{model}",
+            "version": version,
+            "displayName": display_name,
+            "description": EMBEDDING_DESCRIPTION,
+            "inputTokenLimit": EMBEDDING_INPUT_TOKEN_LIMIT,
+            "outputTokenLimit": EMBEDDING_OUTPUT_TOKEN_LIMIT,
+            "supportedGenerationMethods": list(methods),
+        }
     if model not in MODELS:
         return None
     display_name, description = MODELS[model]
@@ -72,11 +102,11 @@ def list_models(query: dict[str, list[str]]) -> dict[str, Any]:
     if size_text and not size_text.isdecimal():
         raise ValueError(f"Invalid value at 'page_size' (TYPE_INT32), \"{size_text}\"")
     size = min(int(size_text or 0) or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    if token and not (token.isdecimal() and int(token) < len(MODELS)):
+    ids = model_ids()
+    if token and not (token.isdecimal() and int(token) < len(ids)):
         raise ValueError("Invalid page token.")
     start = int(token or 0)
-    ids = list(MODELS)[start : start + size]
-    page: dict[str, Any] = {"models": [model_info(model) for model in ids]}
-    if start + size < len(MODELS):
+    page: dict[str, Any] = {"models": [model_info(model) for model in ids[start : start + size]]}
+    if start + size < len(ids):
         page["nextPageToken"] = str(start + size)
     return page

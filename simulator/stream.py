@@ -1,14 +1,15 @@
-"""The body of a 200 stream: its events paced, stalled or cut as the behaviour says, and counted.
+"""The body of a 200 stream: its events paced, stalled or cut as the behaviour says, framed as
+the stream's kind wants (SSE, Gemini's JSON array, or the OpenAI-compatible SSE), and counted.
 
 Usage::
 
-    body = EventStream(events, stream_error(behaviour), behaviour, stats, array=False)
+    body = EventStream(events, stream_error(behaviour), behaviour, stats, SSE_FRAMING)
 """
 
 import dataclasses
 import errno
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
@@ -17,13 +18,52 @@ from simulator.behaviour import Behaviour
 from simulator.wire import (
     ARRAY_CLOSE,
     EMPTY_ARRAY,
+    OPENAI_DONE,
     frame_array_element,
     frame_bare_error,
     frame_event,
+    frame_openai_event,
 )
 
 # With stamp, each event's answer text ends with this mark and the event's send time.
 STAMP_MARK = "@"
+
+
+@dataclasses.dataclass(frozen=True)
+class Framing:
+    """How one kind of stream writes an event, the error that ends it, and its clean end."""
+
+    # (event, its index from 0) -> bytes
+    event: Callable[[dict[str, Any], int], bytes]
+    # (error, its index, error_bare) -> bytes
+    error: Callable[[dict[str, Any], int, bool], bytes]
+    # (events sent, whether an error ended them) -> the closing bytes, b"" for none
+    end: Callable[[int, bool], bytes]
+
+
+def _event_or_bare(
+    error: dict[str, Any], frame: Callable[[dict[str, Any]], bytes], bare: bool
+) -> bytes:
+    return frame_bare_error(error) if bare else frame(error)
+
+
+SSE_FRAMING = Framing(
+    event=lambda event, _index: frame_event(event),
+    error=lambda error, _index, bare: _event_or_bare(error, frame_event, bare),
+    end=lambda _sent, _errored: b"",
+)
+# The array has no bare form: an error is just its last element, and `]` still closes it.
+ARRAY_FRAMING = Framing(
+    event=frame_array_element,
+    error=lambda error, index, _bare: frame_array_element(error, index),
+    end=lambda sent, _errored: ARRAY_CLOSE if sent else EMPTY_ARRAY,
+)
+# [DONE] only after a whole answer: a stream that ends with an error says nothing more.
+OPENAI_FRAMING = Framing(
+    event=lambda event, _index: frame_openai_event(event),
+    error=lambda error, _index, bare: _event_or_bare(error, frame_openai_event, bare),
+    end=lambda _sent, errored: b"" if errored else OPENAI_DONE,
+)
 
 
 @dataclasses.dataclass
@@ -47,17 +87,16 @@ class EventStream:
         error: dict[str, Any] | None,
         behaviour: Behaviour,
         stats: StreamStats,
-        *,
-        array: bool = False,
+        framing: Framing = SSE_FRAMING,
     ) -> None:
         self._events = events
-        # Sent after the events; held apart because error_bare frames it differently.
+        # Sent after the events; held apart because the framing writes it differently.
         self._error = error
         self._behaviour = behaviour
         self._stats = stats
-        # Gemini's JSON array instead of SSE; `]` is owed until a clean end has written it.
-        self._array = self._closing = array
+        self._framing = framing
         self._sent = 0
+        self._errored = False
         self._stalled = False
         self._ended = False
         self._closed = False
@@ -80,11 +119,11 @@ class EventStream:
         if is_error:
             event, self._error = self._error, None
         if event is None and cut_after is None:
+            closing = b"" if self._ended else self._framing.end(self._sent, self._errored)
             self._ended = True
-            if not self._closing:
+            if not closing:
                 raise StopIteration
-            self._closing = False
-            return ARRAY_CLOSE if self._sent else EMPTY_ARRAY
+            return closing
         gevent.sleep(self._behaviour.first_delay if self._sent == 0 else self._behaviour.delay)
         if event is None:
             self._ended = True
@@ -96,15 +135,12 @@ class EventStream:
         if self._behaviour.stamp:
             event["simSentAt"] = sent_at = time.time()
             _stamp_text(event, sent_at)
-        self._sent += 1
+        index, self._sent = self._sent, self._sent + 1
         if is_error:
             self._stats.errored += 1
-        if self._array:
-            # The array has no bare form: an error is just its last element.
-            return frame_array_element(event, self._sent - 1)
-        if is_error and self._behaviour.error_bare:
-            return frame_bare_error(event)
-        return frame_event(event)
+            self._errored = True
+            return self._framing.error(event, index, self._behaviour.error_bare)
+        return self._framing.event(event, index)
 
     def close(self) -> None:
         """Called by the server when the stream is over; unfinished means the client left."""

@@ -1,4 +1,5 @@
-"""Gemini's bytes on the wire: SSE events, the JSON-array stream, and JSON bodies.
+"""Gemini's bytes on the wire: SSE events, the JSON-array stream, JSON bodies, and the SSE of
+its OpenAI-compatible API.
 
 Usage::
 
@@ -13,6 +14,9 @@ JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
 EVENT_PREFIX = b"data: "
 # Gemini separates events with CRLF CRLF, which clients must handle as well as LF LF.
 EVENT_END = b"\r\n\r\n"
+# On the OpenAI-compatible path, events end with LF LF and the stream with OpenAI's [DONE].
+OPENAI_EVENT_END = b"\n\n"
+OPENAI_DONE = EVENT_PREFIX + b"[DONE]" + OPENAI_EVENT_END
 # Gemini's JSON-array stream: `[` and the first event, `\n,\r\n` before each next one, `\n]`.
 ARRAY_OPEN = b"["
 ARRAY_SEPARATOR = b"\n,\r\n"
@@ -26,6 +30,11 @@ PRETTY_INDENT = 2
 def frame_event(event: dict[str, Any]) -> bytes:
     """Encode one event as Gemini does: compact UTF-8 JSON after `data: `, then CRLF CRLF."""
     return EVENT_PREFIX + compact_json(event) + EVENT_END
+
+
+def frame_openai_event(event: dict[str, Any]) -> bytes:
+    """Encode one event of the OpenAI-compatible stream: `data: ` + compact JSON + LF LF."""
+    return EVENT_PREFIX + compact_json(event) + OPENAI_EVENT_END
 
 
 def frame_bare_error(error: dict[str, Any]) -> bytes:

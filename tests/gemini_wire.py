@@ -19,7 +19,20 @@ from simulator import Behaviour, sse_events
 STREAM_PATH = "/v1beta/models/gemini-test:streamGenerateContent"
 GENERATE_PATH = "/v1beta/models/gemini-test:generateContent"
 COUNT_PATH = "/v1beta/models/gemini-test:countTokens"
-LISTED_MODELS = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-sim"]
+EMBED_PATH = "/v1beta/models/gemini-embedding-001:embedContent"
+BATCH_EMBED_PATH = "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+OPENAI_PREFIX = "/v1beta/openai/"
+CHAT_PATH = OPENAI_PREFIX + "chat/completions"
+OPENAI_EMBEDDINGS_PATH = OPENAI_PREFIX + "embeddings"
+OPENAI_MODELS_PATH = OPENAI_PREFIX + "models"
+LISTED_MODELS = [
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-sim",
+    "gemini-embedding-001",
+    "text-embedding-004",
+]
+EMBEDDING_MODEL = "gemini-embedding-001"
 # Three words: three prompt tokens, as the simulator counts them.
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "say something nice"}]}]}
 RPC = "type.googleapis.com/google.rpc."
@@ -51,6 +64,15 @@ def parse_array(raw: bytes) -> list[dict[str, Any]]:
     events = [json.loads(frame) for frame in frames]
     assert json.loads(raw) == events
     return events
+
+
+def parse_openai_sse(raw: bytes) -> list[dict[str, Any]]:
+    """Split a whole OpenAI-compatible stream on LF LF, insisting on `data: {json}` events and
+    a last `data: [DONE]`; return the events before it."""
+    *frames, done, tail = raw.split(b"\n\n")
+    assert (done, tail) == (b"data: [DONE]", b"")
+    assert all(frame.startswith(b"data: {") and b"\n" not in frame for frame in frames)
+    return [json.loads(frame.removeprefix(b"data: ")) for frame in frames]
 
 
 def candidate_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -88,19 +88,39 @@ def test_make_demo_serves_the_curl_it_prints_and_the_readme_shows(
     assert body[-1]["is_complete"] is True and body[-1]["finish_reason"] == "STOP"
 
 
-@pytest.mark.skipif(not IN_A_VENV, reason="make demo is given the tests' virtualenv to run in")
-def test_make_demo_stops_with_a_clear_line_when_the_simulator_cannot_start() -> None:
-    """A taken SIM_PORT is reported, instead of a proxy whose every answer would be a 502."""
+@pytest.mark.parametrize(
+    ("variable", "other", "who"),
+    [("SIM_PORT", "PORT", "the Gemini simulator"), ("PORT", "SIM_PORT", "the proxy")],
+)
+def test_make_demo_stops_at_once_with_one_line_when_a_port_is_taken(
+    variable: str, other: str, who: str
+) -> None:
+    """A taken SIM_PORT or PORT: one line naming the port and the variable to change, before
+    any virtualenv is built or anything starts (no traceback, no curl, no proxy)."""
     with socket.create_server(("127.0.0.1", 0)) as taken:
-        sim_port = taken.getsockname()[1]
-        command = ["make", "-s", "demo", f"PORT={free_port()}", f"SIM_PORT={sim_port}"]
+        port = taken.getsockname()[1]
         result = subprocess.run(
-            [*command, f"VENV={sys.prefix}"],
+            ["make", "-s", "demo", f"{variable}={port}", f"{other}={free_port()}"],
             cwd=REPO_ROOT,
+            env={**os.environ, "VENV": "/nonexistent/demo-venv"},
             capture_output=True,
             text=True,
             timeout=60,
         )
+    lines = (result.stdout + result.stderr).strip().splitlines()
     assert result.returncode != 0
-    assert result.stdout.startswith(f"The Gemini simulator did not start on port {sim_port}")
-    assert "Listening at" not in result.stdout, "the proxy must not start without its upstream"
+    assert len(lines) == 1, lines
+    assert f"Port {port} ({variable}, {who}) is in use" in lines[0]
+    assert f"make demo {variable}={port + 1}" in lines[0]
+
+
+def test_building_the_virtualenv_says_it_happens_once_and_takes_about_a_minute() -> None:
+    """A newcomer's first `make demo` builds the virtualenv first, and says so."""
+    command = ["make", "-n", "demo", "VENV=/nonexistent/demo-venv"]
+    ports = [f"PORT={free_port()}", f"SIM_PORT={free_port()}"]
+    result = subprocess.run(
+        [*command, *ports], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    (said,) = [line for line in result.stdout.splitlines() if "Building the virtualenv" in line]
+    assert "first run only, about a minute" in said
+    assert result.stdout.index(said) < result.stdout.index("-m venv /nonexistent/demo-venv")

@@ -15,12 +15,26 @@ import pytest
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
-from simulator import DEFAULT_WORDS_PER_EVENT, FAULTS, Behaviour, fault_error, model_info
+from simulator import (
+    DEFAULT_WORDS_PER_EVENT,
+    FAULTS,
+    Behaviour,
+    embedding_values,
+    fault_error,
+    model_info,
+)
 from tests.gemini_wire import (
+    BATCH_EMBED_PATH,
+    CHAT_PATH,
     COUNT_PATH,
     CUSTOM_ERROR,
+    EMBED_PATH,
+    EMBEDDING_MODEL,
     GENERATE_PATH,
     LISTED_MODELS,
+    OPENAI_EMBEDDINGS_PATH,
+    OPENAI_MODELS_PATH,
+    OPENAI_PREFIX,
     PROMPT,
     STREAM_PATH,
     UNAVAILABLE_BODY,
@@ -28,6 +42,7 @@ from tests.gemini_wire import (
     candidate_events,
     detail,
     parse_array,
+    parse_openai_sse,
     parse_sse,
     texts,
 )
@@ -60,13 +75,24 @@ def streams_since(base_url: str, before: dict[str, int]) -> dict[str, int]:
 def call_api(
     base_url: str, method: str, path: str, key: str | None = "test-key", **kwargs: Any
 ) -> requests.Response:
-    """Call one of the simulator's Gemini API methods, sending PROMPT as the body of a POST."""
-    headers = {} if key is None else {"x-goog-api-key": key}
+    """Call one of the simulator's Gemini API methods, sending PROMPT as the body of a POST.
+
+    The key goes where Gemini's clients put it: x-goog-api-key, or on the OpenAI-compatible
+    path `Authorization: Bearer`.
+    """
+    headers = {} if key is None else key_header(path, key)
     if method == "POST":
         kwargs.setdefault("json", PROMPT)
     return requests.request(
         method, f"{base_url}{path}", headers=headers, **{"timeout": REQUEST_TIMEOUT, **kwargs}
     )
+
+
+def key_header(path: str, key: str) -> dict[str, str]:
+    """The header that carries an API key on a path."""
+    if path.startswith(OPENAI_PREFIX):
+        return {"Authorization": f"Bearer {key}"}
+    return {"x-goog-api-key": key}
 
 
 def stream_sse(base_url: str, key: str | None = "test-key", **kwargs: Any) -> requests.Response:
@@ -132,7 +158,7 @@ def test_headers_arrive_before_a_delayed_first_event(sim: str) -> None:
         (STREAM_PATH, None, json.dumps(PROMPT), 403, "PERMISSION_DENIED"),
         (STREAM_PATH, "", json.dumps(PROMPT), 403, "PERMISSION_DENIED"),
         ("/v1beta/models/a%2Fb:streamGenerateContent", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
-        ("/v1beta/models/gemini-test:embedContent", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
+        ("/v1beta/models/gemini-test:predict", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
         ("/v1beta/models", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
         ("/v1beta/models/gemini-2.5-flash", "k", json.dumps(PROMPT), 404, "NOT_FOUND"),
         (STREAM_PATH, "k", "{not json", 400, "INVALID_ARGUMENT"),
@@ -629,15 +655,30 @@ def test_get_model_of_an_unknown_id_is_not_found(sim: str, model: str) -> None:
     assert f"models/{model}" in response.json()["error"]["message"]
 
 
-# Every Gemini method the simulator serves: HTTP verb, path (with query), the model it names.
+# Every Gemini method the simulator serves, native and OpenAI-compatible: HTTP verb, path (with
+# query), the model it names, the body of a POST.
+EMBED_BODY = {"content": {"parts": [{"text": "say something nice"}]}}
+CHAT_BODY = {"model": "gemini-test", "messages": [{"role": "user", "content": "say hi"}]}
 API_CALLS = [
-    ("POST", STREAM_PATH + "?alt=sse", "gemini-test"),
-    ("POST", STREAM_PATH, "gemini-test"),
-    ("POST", GENERATE_PATH, "gemini-test"),
-    ("POST", COUNT_PATH, "gemini-test"),
-    ("GET", MODELS_PATH + "?pageSize=2", None),
-    ("GET", MODELS_PATH + "/gemini-2.5-flash", "gemini-2.5-flash"),
+    ("POST", STREAM_PATH + "?alt=sse", "gemini-test", PROMPT),
+    ("POST", STREAM_PATH, "gemini-test", PROMPT),
+    ("POST", GENERATE_PATH, "gemini-test", PROMPT),
+    ("POST", COUNT_PATH, "gemini-test", PROMPT),
+    ("POST", EMBED_PATH, EMBEDDING_MODEL, EMBED_BODY),
+    ("POST", BATCH_EMBED_PATH, EMBEDDING_MODEL, {"requests": [EMBED_BODY]}),
+    ("GET", MODELS_PATH + "?pageSize=2", None, None),
+    ("GET", MODELS_PATH + "/gemini-2.5-flash", "gemini-2.5-flash", None),
+    ("POST", "/v1" + GENERATE_PATH.removeprefix("/v1beta"), "gemini-test", PROMPT),
+    ("GET", "/v1/models/gemini-2.5-flash", "gemini-2.5-flash", None),
+    ("POST", CHAT_PATH, "gemini-test", CHAT_BODY),
+    ("POST", CHAT_PATH, "gemini-test", {**CHAT_BODY, "stream": True}),
+    ("POST", OPENAI_EMBEDDINGS_PATH, EMBEDDING_MODEL, {"model": EMBEDDING_MODEL, "input": "hi"}),
+    ("GET", OPENAI_MODELS_PATH, None, None),
+    ("GET", OPENAI_MODELS_PATH + "/gemini-2.5-flash", "gemini-2.5-flash", None),
 ]
+NATIVE_CALLS = [call for call in API_CALLS if not call[1].startswith(OPENAI_PREFIX)]
+OPENAI_CALLS = [call for call in API_CALLS if call[1].startswith(OPENAI_PREFIX)]
+CALL_FIELDS = ("method", "path", "model", "body")
 # Short, but long enough to tell a held-back answer from a prompt one.
 HANG_SECONDS = 0.3
 
@@ -650,17 +691,40 @@ def error_of(response: requests.Response) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize(("method", "path", "model"), API_CALLS)
-def test_every_method_needs_a_key(sim: str, method: str, path: str, model: str | None) -> None:
+@pytest.mark.parametrize(CALL_FIELDS, NATIVE_CALLS)
+def test_every_native_method_needs_a_key(
+    sim: str, method: str, path: str, model: str | None, body: Any
+) -> None:
     """No x-goog-api-key: Gemini's 403 for unregistered callers, whatever the method."""
-    response = call_api(sim, method, path, key=None)
+    response = call_api(sim, method, path, key=None, json=body)
     assert response.status_code == 403
     assert error_of(response)["error"]["message"].startswith("Method doesn't allow unregistered")
 
 
-@pytest.mark.parametrize(("method", "path", "model"), API_CALLS)
+@pytest.mark.parametrize(CALL_FIELDS, OPENAI_CALLS)
+@pytest.mark.parametrize("headers", [{}, {"x-goog-api-key": "k"}, {"Authorization": "Basic k"}])
+def test_every_openai_method_needs_a_bearer_key(
+    sim: str, method: str, path: str, model: str | None, body: Any, headers: dict[str, str]
+) -> None:
+    """On the OpenAI-compatible path only `Authorization: Bearer` counts: else a wrapped 401."""
+    response = requests.request(
+        method, f"{sim}{path}", json=body, headers=headers, timeout=REQUEST_TIMEOUT
+    )
+    assert response.status_code == 401
+    assert response.json() == [
+        {
+            "error": {
+                "code": 401,
+                "message": "Missing or invalid Authorization header.",
+                "status": "UNAUTHENTICATED",
+            }
+        }
+    ]
+
+
+@pytest.mark.parametrize(CALL_FIELDS, API_CALLS)
 def test_every_method_gets_the_key_fault_and_status(
-    sim: str, method: str, path: str, model: str | None
+    sim: str, method: str, path: str, model: str | None, body: Any
 ) -> None:
     """A key's fault (with Retry-After) and its status with error_body apply to every method."""
     faults = {
@@ -668,41 +732,261 @@ def test_every_method_gets_the_key_fault_and_status(
         "status-key": {"status": 503, "error_body": CUSTOM_ERROR},
     }
     configure(sim, {"keys": faults})
-    quota = call_api(sim, method, path, key="quota-key")
-    status = call_api(sim, method, path, key="status-key")
-    # The model list names no model; the quota then names the simulator's own.
+    quota = call_api(sim, method, path, key="quota-key", json=body)
+    status = call_api(sim, method, path, key="status-key", json=body)
+    # The model lists name no model; the quota then names the simulator's own.
     quoted = model or "gemini-sim"
     assert (quota.status_code, quota.headers["Retry-After"]) == (429, "3")
     assert error_of(quota) == fault_error("quota", key="quota-key", model=quoted, retry_delay=2)
     assert (status.status_code, error_of(status)) == (503, CUSTOM_ERROR)
-    assert call_api(sim, method, path, key="other-key").status_code == 200
+    assert call_api(sim, method, path, key="other-key", json=body).status_code == 200
 
 
-@pytest.mark.parametrize(("method", "path", "model"), API_CALLS)
+@pytest.mark.parametrize(CALL_FIELDS, OPENAI_CALLS)
+def test_openai_path_errors_are_google_errors_in_a_one_element_array(
+    sim: str, method: str, path: str, model: str | None, body: Any
+) -> None:
+    """As Gemini answers there: `[{"error": ...}]`, pretty-printed, RetryInfo kept, and no
+    Retry-After unless the behaviour scripts one."""
+    configure(sim, {"default": {"fault": "quota", "retry_delay": 5}})
+    response = call_api(sim, method, path, json=body)
+    assert response.status_code == 429
+    assert "Retry-After" not in response.headers
+    assert response.content.startswith(b'[{\n  "error": {\n    "code": 429,')
+    assert response.content.endswith(b"}\n]")
+    (error,) = response.json()
+    assert detail(error, "RetryInfo")["retryDelay"] == "5s"
+
+
+@pytest.mark.parametrize(CALL_FIELDS, API_CALLS)
 def test_every_method_hangs_before_headers(
-    sim: str, method: str, path: str, model: str | None
+    sim: str, method: str, path: str, model: str | None, body: Any
 ) -> None:
     """hang_before_headers holds back the answer of every method, not just the SSE stream."""
     configure(sim, {"default": {"hang_before_headers": HANG_SECONDS}})
     started = time.time()
-    response = call_api(sim, method, path)
+    response = call_api(sim, method, path, json=body)
     assert response.status_code == 200
     assert time.time() - started >= HANG_SECONDS
 
 
 def test_requests_log_records_every_method(sim: str) -> None:
-    """Each call of each method is logged with its key, model, path, query, body and hash."""
-    for number, (method, path, _) in enumerate(API_CALLS):
-        call_api(sim, method, path, key=f"key-{number}")
+    """Each call of each method is logged with its key, model, path, query, body and hash; on
+    the OpenAI path the key is the Bearer token and the model the body's."""
+    for number, (method, path, _, body) in enumerate(API_CALLS):
+        call_api(sim, method, path, key=f"key-{number}", json=body)
     logged = control(sim, "requests")["requests"]
     assert [(entry["key"], entry["model"]) for entry in logged] == [
-        (f"key-{number}", model) for number, (_, _, model) in enumerate(API_CALLS)
+        (f"key-{number}", model) for number, (_, _, model, _) in enumerate(API_CALLS)
     ]
     assert [(entry["path"], entry["query"]) for entry in logged] == [
-        (path.partition("?")[0], path.partition("?")[2]) for _, path, _ in API_CALLS
+        (path.partition("?")[0], path.partition("?")[2]) for _, path, _, _ in API_CALLS
     ]
-    posted = [method == "POST" for method, _, _ in API_CALLS]
-    assert [entry["body"] for entry in logged] == [PROMPT if post else None for post in posted]
+    assert [entry["body"] for entry in logged] == [body for _, _, _, body in API_CALLS]
     assert [entry["body_sha256"] for entry in logged] == [
-        hashlib.sha256(json.dumps(PROMPT).encode() if post else b"").hexdigest() for post in posted
+        hashlib.sha256(b"" if body is None else json.dumps(body).encode()).hexdigest()
+        for _, _, _, body in API_CALLS
     ]
+
+
+# --- /v1 beside /v1beta, and the embedding methods ---
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", GENERATE_PATH), ("POST", COUNT_PATH), ("GET", MODELS_PATH), ("POST", EMBED_PATH)],
+)
+def test_v1_answers_as_v1beta_does(sim: str, method: str, path: str) -> None:
+    """Gemini serves its native API under /v1 too: the same answers (but for the random id)."""
+    body = EMBED_BODY if path == EMBED_PATH else PROMPT
+    answers = [
+        call_api(sim, method, version + path.removeprefix("/v1beta"), json=body)
+        for version in ("/v1beta", "/v1")
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    beta, v1 = ({**answer.json(), "responseId": None} for answer in answers)
+    assert v1 == beta
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta"])
+def test_an_unknown_model_is_not_found_for_the_version_asked(sim: str, version: str) -> None:
+    """Gemini's 404 names the API version of the call."""
+    response = call_api(sim, "GET", f"/{version}/models/gemini-0-none")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == (
+        f"models/gemini-0-none is not found for API version {version}."
+    )
+
+
+def test_embed_content_answers_the_texts_embedding(sim: str) -> None:
+    """embedContent: Gemini's `{"embedding": {"values": [...]}}`, the text's values, sized as
+    outputDimensionality asks."""
+    body = {**EMBED_BODY, "outputDimensionality": 8}
+    response = call_api(sim, "POST", EMBED_PATH, json=body)
+    assert response.status_code == 200
+    assert response.json() == {"embedding": {"values": embedding_values("say something nice", 8)}}
+
+
+def test_batch_embed_contents_answers_each_request_in_order(sim: str) -> None:
+    """batchEmbedContents: one `{"values": [...]}` per request, as google-genai's embed_content
+    sends them."""
+    requests_ = [
+        {"model": f"models/{EMBEDDING_MODEL}", "content": {"parts": [{"text": text}]}}
+        for text in ("first", "second")
+    ]
+    response = call_api(sim, "POST", BATCH_EMBED_PATH, json={"requests": requests_})
+    assert response.status_code == 200
+    assert response.json() == {
+        "embeddings": [{"values": embedding_values(text)} for text in ("first", "second")]
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (EMBED_PATH, {}),
+        (EMBED_PATH, {**EMBED_BODY, "outputDimensionality": 0}),
+        (EMBED_PATH, {**EMBED_BODY, "outputDimensionality": 3073}),
+        (BATCH_EMBED_PATH, {"requests": []}),
+        (BATCH_EMBED_PATH, {"requests": ["text"]}),
+        (BATCH_EMBED_PATH, EMBED_BODY),
+    ],
+)
+def test_bad_embedding_requests_get_gemini_400(sim: str, path: str, body: Any) -> None:
+    """No content, a size Gemini refuses, or no list of requests: INVALID_ARGUMENT."""
+    response = call_api(sim, "POST", path, json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+# --- Gemini's OpenAI-compatible API ---
+
+
+def chat(base_url: str, key: str = "test-key", **fields: Any) -> requests.Response:
+    """POST chat/completions with CHAT_BODY and `fields`, the key as a Bearer token."""
+    return call_api(base_url, "POST", CHAT_PATH, key, json={**CHAT_BODY, **fields})
+
+
+def test_streamed_chat_is_chunks_of_the_answer_then_done(sim: str) -> None:
+    """stream: one chat.completion.chunk per event, LF LF framed, the same text as the native
+    stream, then `data: [DONE]`."""
+    response = chat(sim, stream=True)
+    chunks = parse_openai_sse(response.content)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/event-stream"
+    assert len(chunks) == 3
+    assert "".join(chunk["choices"][0]["delta"]["content"] for chunk in chunks) == answer_text(
+        Behaviour(events=3)
+    )
+    assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
+    assert len({chunk["id"] for chunk in chunks}) == 1
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"] == {
+        "completion_tokens": 3 * DEFAULT_WORDS_PER_EVENT,
+        "prompt_tokens": 2,
+        "total_tokens": 2 + 3 * DEFAULT_WORDS_PER_EVENT,
+    }
+
+
+def test_chat_not_streamed_is_one_chat_completion(sim: str) -> None:
+    """Without stream: one chat.completion with the whole text, finish_reason and usage."""
+    response = chat(sim)
+    completion = response.json()
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert completion["object"] == "chat.completion"
+    assert completion["model"] == "gemini-test"
+    assert completion["choices"] == [
+        {
+            "finish_reason": "stop",
+            "index": 0,
+            "message": {"content": answer_text(Behaviour(events=3)), "role": "assistant"},
+        }
+    ]
+    assert completion["usage"]["prompt_tokens"] == 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_chat_with_tools_answers_the_scripted_function_call(sim: str, streamed: bool) -> None:
+    """parts_extra's functionCall is a tool call when the request offers tools."""
+    call = {"functionCall": {"name": "lookup", "args": {"q": "café"}}}
+    configure(sim, {"default": {"parts_extra": [call]}})
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+    response = chat(sim, stream=streamed, tools=tools)
+    if streamed:
+        (tool_call,) = parse_openai_sse(response.content)[-1]["choices"][0]["delta"]["tool_calls"]
+        assert tool_call.pop("index") == 0
+    else:
+        choice = response.json()["choices"][0]
+        (tool_call,) = choice["message"]["tool_calls"]
+        assert choice["finish_reason"] == "tool_calls"
+    assert tool_call == {
+        "function": {"arguments": '{"q": "café"}', "name": "lookup"},
+        "id": "function-call-0",
+        "type": "function",
+    }
+    untooled = chat(sim).json()["choices"][0]["message"]
+    assert "tool_calls" not in untooled
+
+
+def test_a_chat_stream_cut_or_broken_ends_without_done(sim: str) -> None:
+    """A cut stream breaks off; an error mid-stream is one last `data: {"error": ...}` event,
+    and [DONE] comes only after a whole answer."""
+    configure(sim, {"default": {"error_event_after": 1}})
+    raw = chat(sim, stream=True).content
+    *frames, tail = raw.split(b"\n\n")
+    assert tail == b"" and len(frames) == 2
+    assert json.loads(frames[-1].removeprefix(b"data: ")) == UNAVAILABLE_BODY
+    configure(sim, {"default": {"cut_after": 1}})
+    body = {**CHAT_BODY, "stream": True}
+    with call_api(sim, "POST", CHAT_PATH, json=body, stream=True) as response:
+        received = read_until_cut(response)
+    assert received.startswith(b"data: {") and received.endswith(b"}\n\n")
+    assert b"[DONE]" not in received
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (CHAT_PATH, {"messages": CHAT_BODY["messages"]}),
+        (CHAT_PATH, {"model": "gemini-test", "messages": []}),
+        (CHAT_PATH, [CHAT_BODY]),
+        (OPENAI_EMBEDDINGS_PATH, {"input": "hi"}),
+        (OPENAI_EMBEDDINGS_PATH, {"model": EMBEDDING_MODEL, "input": [1, 2]}),
+        (OPENAI_EMBEDDINGS_PATH, {"model": EMBEDDING_MODEL, "input": "hi", "dimensions": -1}),
+    ],
+)
+def test_bad_openai_bodies_get_a_wrapped_400(sim: str, path: str, body: Any) -> None:
+    """No model, no messages, no texts to embed: Gemini's 400, in a one-element array."""
+    response = call_api(sim, "POST", path, json=body)
+    assert response.status_code == 400
+    (error,) = response.json()
+    assert error["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_openai_embeddings_are_the_native_values_in_openai_list(sim: str) -> None:
+    """One embedding object per input, the same values as the native methods give the text."""
+    body = {"model": f"models/{EMBEDDING_MODEL}", "input": ["a b", "c"], "dimensions": 4}
+    answer = call_api(sim, "POST", OPENAI_EMBEDDINGS_PATH, json=body).json()
+    assert answer == {
+        "data": [
+            {"embedding": embedding_values(text, 4), "index": index, "object": "embedding"}
+            for index, text in enumerate(["a b", "c"])
+        ],
+        "model": EMBEDDING_MODEL,
+        "object": "list",
+        "usage": {"prompt_tokens": 3, "total_tokens": 3},
+    }
+
+
+def test_openai_models_lists_and_retrieves_gemini_models(sim: str) -> None:
+    """GET models is OpenAI's list of Gemini's ids; GET models/{id} one of them, or a
+    wrapped 404."""
+    listed = call_api(sim, "GET", OPENAI_MODELS_PATH).json()
+    assert listed["object"] == "list"
+    assert [model["id"] for model in listed["data"]] == [f"models/{m}" for m in LISTED_MODELS]
+    one = call_api(sim, "GET", f"{OPENAI_MODELS_PATH}/gemini-2.5-pro").json()
+    assert one == {"id": "models/gemini-2.5-pro", "object": "model", "owned_by": "google"}
+    missing = call_api(sim, "GET", f"{OPENAI_MODELS_PATH}/gemini-0-none")
+    assert missing.status_code == 404
+    assert missing.json()[0]["error"]["status"] == "NOT_FOUND"

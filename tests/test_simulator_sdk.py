@@ -1,25 +1,53 @@
-"""Google's own Python SDK (google-genai) against the simulator: what Gemini's clients see."""
+"""The clients people use, against the simulator directly: Google's own Python SDK
+(google-genai) with its default API version (v1) and with v1beta, LangChain's Gemini chat model
+with its defaults, and OpenAI's Python SDK on Gemini's OpenAI-compatible path. What Gemini's
+clients see is what the proxy's tests will see through the proxy."""
 
+import json
+
+import openai
 import pytest
 from google import genai
 from google.genai import errors, types
+from langchain_google_genai import ChatGoogleGenerativeAI
 
-from simulator import Behaviour, fault_error
-from tests.gemini_wire import LISTED_MODELS, answer_text
+from simulator import Behaviour, embedding_values, fault_error
+from tests.gemini_wire import EMBEDDING_MODEL, LISTED_MODELS, answer_text
 from tests.servers import configure, control
 
 pytestmark = pytest.mark.integration
 
+# google-genai's own default (None) is v1; clients that set api_version usually say v1beta.
+API_VERSIONS = [None, "v1beta"]
+SDK_DEFAULT_VERSION = "v1"
+
+
+@pytest.fixture(params=API_VERSIONS, ids=["default", "v1beta"])
+def api_version(request: pytest.FixtureRequest) -> str | None:
+    """The api_version a test's google-genai client is given: none (the SDK's own), or v1beta."""
+    return request.param
+
 
 @pytest.fixture
-def sdk(sim: str) -> genai.Client:
+def sdk(sim: str, api_version: str | None) -> genai.Client:
     """A google-genai client whose base URL is the simulator, with a made-up key."""
-    options = types.HttpOptions(base_url=sim, api_version="v1beta")
+    options = types.HttpOptions(base_url=sim, api_version=api_version)
     return genai.Client(api_key="sim-key", http_options=options)
 
 
-def test_sdk_generate_content_gets_the_answer_text(sim: str, sdk: genai.Client) -> None:
-    """generate_content's .text is the answer the simulator streams, sent with the SDK's key."""
+@pytest.fixture
+def oai(sim: str) -> openai.OpenAI:
+    """OpenAI's SDK pointed at Gemini's OpenAI-compatible path on the simulator; no retries, so
+    a 429 surfaces at once."""
+    return openai.OpenAI(api_key="sim-key", base_url=f"{sim}/v1beta/openai/", max_retries=0)
+
+
+def test_sdk_generate_content_gets_the_answer_text(
+    sim: str, sdk: genai.Client, api_version: str | None
+) -> None:
+    """generate_content's .text is the answer the simulator streams, sent with the SDK's key to
+    the version asked for: with only base_url set, google-genai calls /v1/ (why the simulator
+    serves /v1 too)."""
     answer = sdk.models.generate_content(model="gemini-2.5-flash", contents="hi there")
     assert answer.text == answer_text(Behaviour(events=3))
     assert answer.candidates[0].finish_reason == "STOP"
@@ -28,7 +56,7 @@ def test_sdk_generate_content_gets_the_answer_text(sim: str, sdk: genai.Client) 
     (logged,) = control(sim, "requests")["requests"]
     assert (logged["key"], logged["path"]) == (
         "sim-key",
-        "/v1beta/models/gemini-2.5-flash:generateContent",
+        f"/{api_version or SDK_DEFAULT_VERSION}/models/gemini-2.5-flash:generateContent",
     )
 
 
@@ -91,3 +119,116 @@ def test_sdk_sees_a_key_fault_as_gemini_client_error(
     assert raised.value.details == fault_error(
         "quota", key="sim-key", model="gemini-2.5-flash", retry_delay=1
     )
+
+
+def test_sdk_embed_content_gets_one_embedding_per_text(sim: str, sdk: genai.Client) -> None:
+    """embed_content (batchEmbedContents underneath) gets the simulator's values per text."""
+    embedded = sdk.models.embed_content(
+        model=EMBEDDING_MODEL,
+        contents=["first text", "second"],
+        config=types.EmbedContentConfig(output_dimensionality=8),
+    )
+    assert [each.values for each in embedded.embeddings] == [
+        embedding_values("first text", 8),
+        embedding_values("second", 8),
+    ]
+    (logged,) = control(sim, "requests")["requests"]
+    assert logged["path"].endswith(f"/models/{EMBEDDING_MODEL}:batchEmbedContents")
+
+
+def test_sdk_function_call_comes_back_as_a_function_call(sim: str, sdk: genai.Client) -> None:
+    """A scripted functionCall part is the SDK's function_calls, args decoded."""
+    call = {"functionCall": {"name": "lookup", "args": {"q": "x"}}}
+    configure(sim, {"default": {"parts_extra": [call]}})
+    answer = sdk.models.generate_content(model="gemini-2.5-flash", contents="find x")
+    (function_call,) = answer.function_calls
+    assert (function_call.name, function_call.args) == ("lookup", {"q": "x"})
+
+
+def test_langchain_with_its_defaults_gets_the_answer(sim: str) -> None:
+    """ChatGoogleGenerativeAI with only base_url and a key (so API version v1) invokes and
+    streams the simulator's answer."""
+    chat = ChatGoogleGenerativeAI(model="gemini-2.5-flash", google_api_key="lc-key", base_url=sim)
+    assert chat.invoke("hi there").text == answer_text(Behaviour(events=3))
+    pieces = [piece.text for piece in chat.stream("hi there")]
+    assert "".join(pieces) == answer_text(Behaviour(events=3))
+    logged = control(sim, "requests")["requests"]
+    assert {entry["key"] for entry in logged} == {"lc-key"}
+    assert all(entry["path"].startswith("/v1/models/gemini-2.5-flash:") for entry in logged)
+
+
+# --- OpenAI's Python SDK on Gemini's OpenAI-compatible path ---
+
+
+def test_openai_chat_completion(sim: str, oai: openai.OpenAI) -> None:
+    """chat.completions.create: the answer text, stop, usage; the key went as Bearer."""
+    completion = oai.chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi there"}]
+    )
+    (choice,) = completion.choices
+    assert choice.message.content == answer_text(Behaviour(events=3))
+    assert (choice.finish_reason, completion.usage.prompt_tokens) == ("stop", 2)
+    (logged,) = control(sim, "requests")["requests"]
+    assert (logged["key"], logged["model"]) == ("sim-key", "gemini-2.5-flash")
+
+
+def test_openai_streamed_chat_completion(oai: openai.OpenAI) -> None:
+    """stream=True: the SDK reads every chunk up to [DONE]; the deltas join into the answer."""
+    stream = oai.chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    chunks = list(stream)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == answer_text(
+        Behaviour(events=3)
+    )
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].usage.total_tokens > 0
+
+
+def test_openai_models_list(oai: openai.OpenAI) -> None:
+    """models.list gets every model under Gemini's ids; retrieve gets one."""
+    assert [model.id for model in oai.models.list()] == [f"models/{m}" for m in LISTED_MODELS]
+    assert oai.models.retrieve("gemini-2.5-pro").owned_by == "google"
+
+
+def test_openai_embeddings(oai: openai.OpenAI) -> None:
+    """embeddings.create gets the simulator's values, in float despite the SDK's base64 ask."""
+    embedded = oai.embeddings.create(model=EMBEDDING_MODEL, input=["a b", "c"], dimensions=4)
+    assert [each.embedding for each in embedded.data] == [
+        embedding_values("a b", 4),
+        embedding_values("c", 4),
+    ]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_openai_tool_call(sim: str, oai: openai.OpenAI, streamed: bool) -> None:
+    """With tools offered, the scripted functionCall is the SDK's tool call, whole or streamed."""
+    call = {"functionCall": {"name": "lookup", "args": {"q": "café"}}}
+    configure(sim, {"default": {"parts_extra": [call]}})
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    request = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "q"}]}
+    if streamed:
+        with oai.chat.completions.stream(**request, tools=tools) as stream:
+            message = stream.get_final_completion().choices[0].message
+    else:
+        message = oai.chat.completions.create(**request, tools=tools).choices[0].message
+    (tool_call,) = message.tool_calls
+    assert tool_call.function.name == "lookup"
+    assert json.loads(tool_call.function.arguments) == {"q": "café"}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_openai_sdk_raises_rate_limit_error_on_a_quota_fault(
+    sim: str, oai: openai.OpenAI, streamed: bool
+) -> None:
+    """A quota fault on this path (a list-wrapped 429) is the SDK's RateLimitError, Gemini's
+    body and its RetryInfo in it."""
+    configure(sim, {"keys": {"sim-key": {"fault": "quota", "retry_delay": 7}}})
+    with pytest.raises(openai.RateLimitError) as raised:
+        oai.chat.completions.create(
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}], stream=streamed
+        )
+    assert raised.value.status_code == 429
+    assert raised.value.body == [
+        fault_error("quota", key="sim-key", model="gemini-2.5-flash", retry_delay=7)
+    ]

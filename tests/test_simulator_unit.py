@@ -1,5 +1,6 @@
 """The simulator's pure parts, without sockets: the answers it builds, Gemini's error bodies,
-the checks of a configuration, the wire framing, the model list and the routing of a request."""
+the checks of a configuration, the wire framing, the model list, the embeddings, the
+OpenAI-compatible shapes and the routing of a request."""
 
 import json
 from typing import Any
@@ -8,22 +9,35 @@ import pytest
 
 from simulator import (
     ANSWER_WORDS,
+    DEFAULT_DIMENSIONS,
     DEFAULT_EVENTS,
     DEFAULT_WORDS_PER_EVENT,
     FAULTS,
+    OPENAI_DONE,
     Behaviour,
     ConfigError,
     api_method,
+    batch_embed_contents,
+    chat_chunks,
+    chat_completion,
     count_prompt_tokens,
+    embed_content,
+    embedding_list,
+    embedding_values,
     fault_error,
     format_duration,
     frame_array_element,
     frame_array_error,
     frame_bare_error,
     frame_event,
+    frame_openai_event,
     list_models,
     merge_events,
+    message_tokens,
+    model_ids,
     model_info,
+    model_list,
+    model_object,
     parse_config,
     sse_events,
 )
@@ -461,9 +475,10 @@ def test_merging_keeps_text_parts_with_more_than_text_apart() -> None:
     [
         ({}, LISTED_MODELS, None),
         ({"pageSize": ["0"]}, LISTED_MODELS, None),
-        ({"pageSize": ["3"]}, LISTED_MODELS, None),
+        ({"pageSize": ["5"]}, LISTED_MODELS, None),
         ({"pageSize": ["2"]}, LISTED_MODELS[:2], "2"),
-        ({"pageSize": ["2"], "pageToken": ["2"]}, LISTED_MODELS[2:], None),
+        ({"pageSize": ["2"], "pageToken": ["2"]}, LISTED_MODELS[2:4], "4"),
+        ({"pageSize": ["3"], "pageToken": ["2"]}, LISTED_MODELS[2:], None),
         ({"pageSize": ["1"], "pageToken": ["1"]}, LISTED_MODELS[1:2], "2"),
         ({"pageToken": ["1"]}, LISTED_MODELS[1:], None),
     ],
@@ -479,7 +494,7 @@ def test_model_list_pages(
 
 @pytest.mark.parametrize(
     "query",
-    [{"pageSize": ["-1"]}, {"pageSize": ["many"]}, {"pageToken": ["3"]}, {"pageToken": ["x"]}],
+    [{"pageSize": ["-1"]}, {"pageSize": ["many"]}, {"pageToken": ["5"]}, {"pageToken": ["x"]}],
 )
 def test_model_list_refuses_bad_page_sizes_and_tokens(query: dict[str, list[str]]) -> None:
     """A page size that is no whole number, or a token it never gave out, is a ValueError."""
@@ -509,26 +524,264 @@ def test_model_description_has_gemini_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "name", "model"),
+    ("method", "path", "route"),
     [
-        ("POST", STREAM_PATH, "models.streamGenerateContent", "gemini-test"),
-        ("POST", GENERATE_PATH, "models.generateContent", "gemini-test"),
-        ("POST", COUNT_PATH, "models.countTokens", "gemini-test"),
-        ("GET", "/v1beta/models", "models.list", None),
-        ("GET", "/v1beta/models/gemini-2.5-pro", "models.get", "gemini-2.5-pro"),
-        ("GET", "/v1beta/models/unknown-1.0", "models.get", "unknown-1.0"),
-        ("GET", STREAM_PATH, None, "gemini-test"),
-        ("POST", "/v1beta/models", None, None),
-        ("DELETE", "/v1beta/models/gemini-2.5-pro", None, "gemini-2.5-pro"),
-        ("POST", "/v1beta/models/gemini-test:embedContent", None, "gemini-test"),
-        ("GET", "/v1beta/models/gemini-test:get", None, "gemini-test"),
-        ("GET", "/v1beta/models/", None, None),
-        ("GET", "/v1beta/models/a/b", None, None),
-        ("GET", "/v1/models", None, None),
+        ("POST", STREAM_PATH, ("models.streamGenerateContent", "gemini-test", "v1beta")),
+        ("POST", GENERATE_PATH, ("models.generateContent", "gemini-test", "v1beta")),
+        ("POST", COUNT_PATH, ("models.countTokens", "gemini-test", "v1beta")),
+        ("GET", "/v1beta/models", ("models.list", None, "v1beta")),
+        ("GET", "/v1beta/models/gemini-2.5-pro", ("models.get", "gemini-2.5-pro", "v1beta")),
+        ("GET", "/v1beta/models/unknown-1.0", ("models.get", "unknown-1.0", "v1beta")),
+        ("POST", "/v1beta/models/m:embedContent", ("models.embedContent", "m", "v1beta")),
+        ("POST", "/v1/models/m:batchEmbedContents", ("models.batchEmbedContents", "m", "v1")),
+        ("POST", "/v1/models/m:generateContent", ("models.generateContent", "m", "v1")),
+        ("POST", "/v1/models/m:streamGenerateContent", ("models.streamGenerateContent", "m", "v1")),
+        ("GET", "/v1/models", ("models.list", None, "v1")),
+        ("GET", "/v1/models/m", ("models.get", "m", "v1")),
+        ("GET", STREAM_PATH, (None, "gemini-test", "v1beta")),
+        ("POST", "/v1beta/models", (None, None, "v1beta")),
+        ("DELETE", "/v1beta/models/gemini-2.5-pro", (None, "gemini-2.5-pro", "v1beta")),
+        ("POST", "/v1beta/models/m:predict", (None, "m", "v1beta")),
+        ("GET", "/v1beta/models/gemini-test:get", (None, "gemini-test", "v1beta")),
+        ("GET", "/v1beta/models/", (None, None, None)),
+        ("GET", "/v1beta/models/a/b", (None, None, None)),
+        ("GET", "/v2/models", (None, None, None)),
+        ("POST", "/v1beta/openai/chat/completions", ("openai.chat.completions", None, "v1beta")),
+        ("POST", "/v1beta/openai/embeddings", ("openai.embeddings", None, "v1beta")),
+        ("GET", "/v1beta/openai/models", ("openai.models.list", None, "v1beta")),
+        ("GET", "/v1beta/openai/models/m", ("openai.models.retrieve", "m", "v1beta")),
+        ("GET", "/v1beta/openai/models/models/m", ("openai.models.retrieve", "m", "v1beta")),
+        ("GET", "/v1beta/openai/chat/completions", (None, None, "v1beta")),
+        ("POST", "/v1beta/openai/models", (None, None, "v1beta")),
+        ("POST", "/v1beta/openai/completions", (None, None, "v1beta")),
+        ("POST", "/v1/openai/chat/completions", (None, None, None)),
     ],
 )
-def test_api_method_names_the_method_and_model_of_a_request(
-    method: str, path: str, name: str | None, model: str | None
+def test_api_method_names_the_method_model_and_version_of_a_request(
+    method: str, path: str, route: tuple[str | None, str | None, str | None]
 ) -> None:
-    """Each served path and verb has its method name; anything else none, the model still read."""
-    assert api_method(method, path) == (name, model)
+    """Each served path and verb has its method name, under /v1 and /v1beta alike and on the
+    OpenAI-compatible path; anything else none, the model and version still read."""
+    assert api_method(method, path) == route
+
+
+# --- Embeddings ---
+
+
+def test_an_embedding_is_the_same_for_the_same_text_and_differs_between_texts() -> None:
+    """Deterministic: the values depend on the text only; 768 of them in [-1, 1) by default."""
+    values = embedding_values("hello café")
+    assert len(values) == DEFAULT_DIMENSIONS
+    assert values == embedding_values("hello café")
+    assert values != embedding_values("hello cafe")
+    assert all(-1 <= value < 1 for value in values)
+    assert len(set(values)) > DEFAULT_DIMENSIONS // 2
+
+
+def test_a_shorter_embedding_is_the_start_of_a_longer_one() -> None:
+    """Like Gemini's Matryoshka embeddings, outputDimensionality truncates the same vector."""
+    assert embedding_values("text", 16) == embedding_values("text", 3072)[:16]
+
+
+def test_embed_content_embeds_the_text_parts_of_the_content() -> None:
+    """embedContent's answer: `{"embedding": {"values"}}` for the text parts joined by newlines."""
+    parts = [{"text": "one"}, {"inlineData": {}}, {"text": "two"}]
+    body = {"content": {"parts": parts}, "outputDimensionality": 3}
+    assert embed_content(body) == {"embedding": {"values": embedding_values("one\ntwo", 3)}}
+
+
+def test_batch_embed_contents_answers_one_embedding_per_request() -> None:
+    """batchEmbedContents' answer: `{"embeddings": [{"values"}, ...]}` in request order."""
+    requests = [{"content": {"parts": [{"text": text}]}} for text in ("a", "b", "a")]
+    answer = batch_embed_contents({"requests": requests})
+    assert answer == {"embeddings": [{"values": embedding_values(text)} for text in "aba"]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"content": "text"},
+        {"content": {"parts": [{"text": "x"}]}, "outputDimensionality": 0},
+        {"content": {"parts": [{"text": "x"}]}, "outputDimensionality": True},
+        {"content": {"parts": [{"text": "x"}]}, "outputDimensionality": 4096},
+    ],
+)
+def test_embed_content_refuses_a_body_without_content_or_with_a_bad_size(body: Any) -> None:
+    """No Content, or a size outside 1..3072: ValueError (the server's 400)."""
+    with pytest.raises(ValueError):
+        embed_content(body)
+
+
+@pytest.mark.parametrize("body", [{}, {"requests": []}, {"requests": [1]}, {"requests": [{}]}])
+def test_batch_embed_contents_refuses_missing_or_bad_requests(body: Any) -> None:
+    """No list of requests, or a request that is no embedContent body: ValueError."""
+    with pytest.raises(ValueError):
+        batch_embed_contents(body)
+
+
+def test_embedding_models_are_listed_with_embed_content() -> None:
+    """The embedding models come after the generative ones, described as Gemini does."""
+    assert model_ids()[-2:] == ["gemini-embedding-001", "text-embedding-004"]
+    assert model_info("text-embedding-004") == {
+        "name": "models/text-embedding-004",
+        "version": "004",
+        "displayName": "Text Embedding 004",
+        "description": "Obtain a distributed representation of a text.",
+        "inputTokenLimit": 2048,
+        "outputTokenLimit": 1,
+        "supportedGenerationMethods": ["embedContent"],
+    }
+    info = model_info("gemini-embedding-001")
+    assert info is not None and "embedContent" in info["supportedGenerationMethods"]
+
+
+# --- Gemini's OpenAI-compatible shapes ---
+
+
+def assert_keys_sorted(value: Any) -> None:
+    """Gemini writes its OpenAI-compatible objects with alphabetically ordered keys, all levels."""
+    if isinstance(value, dict):
+        assert list(value) == sorted(value)
+        for each in value.values():
+            assert_keys_sorted(each)
+    elif isinstance(value, list):
+        for each in value:
+            assert_keys_sorted(each)
+
+
+CREATED = 1750000000
+
+
+def test_chat_chunks_carry_each_events_text_with_finish_and_usage_on_the_last() -> None:
+    """One chunk per event; every delta says role assistant; the last one finish and usage."""
+    events = list(sse_events(Behaviour(events=3, words_per_event=2), prompt_tokens=4))
+    chunks = list(chat_chunks(events, model="gemini-test", created=CREATED))
+    assert [chunk["choices"][0]["delta"] for chunk in chunks] == [
+        {"content": text, "role": "assistant"} for text in texts(events)
+    ]
+    assert [chunk["choices"][0].get("finish_reason") for chunk in chunks] == [None, None, "stop"]
+    assert ["usage" in chunk for chunk in chunks] == [False, False, True]
+    assert chunks[-1]["usage"] == {"completion_tokens": 6, "prompt_tokens": 4, "total_tokens": 10}
+    assert chunks[0] | {"choices": None} == {
+        "choices": None,
+        "created": CREATED,
+        "id": "sim-response",
+        "model": "gemini-test",
+        "object": "chat.completion.chunk",
+    }
+    assert_keys_sorted(chunks)
+
+
+def test_chat_chunks_leave_thoughts_out() -> None:
+    """Thought-only events say nothing on this path; the answer's text is unchanged."""
+    events = list(sse_events(Behaviour(events=2, thought_events=2)))
+    chunks = list(chat_chunks(events, model="m", created=CREATED))
+    assert len(chunks) == 2
+    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "".join(
+        texts(events[2:])
+    )
+
+
+@pytest.mark.parametrize(("tools", "calls"), [(True, 2), (False, 0)])
+def test_function_calls_are_tool_calls_only_when_tools_were_offered(
+    tools: bool, calls: int
+) -> None:
+    """Streamed: indexed tool_calls beside the last text, finish_reason still "stop" as Gemini
+    streams it; whole: tool_calls and finish_reason tool_calls."""
+    extra = [{"functionCall": {"name": f"f{n}", "args": {"n": n}}} for n in range(2)]
+    behaviour = Behaviour(events=2, parts_extra=extra)
+    last = list(chat_chunks(sse_events(behaviour), model="m", created=CREATED, tools=tools))[-1]
+    whole = chat_completion(sse_events(behaviour), model="m", created=CREATED, tools=tools)
+    streamed = last["choices"][0]["delta"].get("tool_calls", [])
+    assert [(call["index"], call["id"]) for call in streamed] == [
+        (n, f"function-call-{n}") for n in range(calls)
+    ]
+    assert last["choices"][0]["finish_reason"] == "stop"
+    message = whole["choices"][0]["message"]
+    assert [call["function"] for call in message.get("tool_calls", [])] == [
+        {"arguments": json.dumps({"n": n}), "name": f"f{n}"} for n in range(calls)
+    ]
+    assert whole["choices"][0]["finish_reason"] == ("tool_calls" if tools else "stop")
+    assert_keys_sorted([last, whole])
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "finish_reason"),
+    [
+        (Behaviour(events=2), "stop"),
+        (Behaviour(events=2, finish_reason="MAX_TOKENS"), "length"),
+        (Behaviour(events=2, finish_reason="SAFETY"), "content_filter"),
+        (Behaviour(events=2, finish_reason="OTHER"), "stop"),
+        (Behaviour(block_reason="SAFETY"), "content_filter"),
+    ],
+)
+def test_chat_completion_is_the_whole_answer_with_openai_finish_reason(
+    behaviour: Behaviour, finish_reason: str
+) -> None:
+    """The merged answer's text, Gemini's finishReason as OpenAI's, usage; a blocked prompt
+    finishes as content_filter with no content."""
+    events = list(sse_events(behaviour, prompt_tokens=3))
+    completion = chat_completion(events, model="m", created=CREATED)
+    (choice,) = completion["choices"]
+    assert choice["finish_reason"] == finish_reason
+    assert choice["message"].get("content", "") == "".join(texts(candidate_events(events)))
+    assert completion["object"] == "chat.completion"
+    assert completion["usage"]["prompt_tokens"] == 3
+    assert_keys_sorted(completion)
+
+
+@pytest.mark.parametrize(
+    ("body", "tokens"),
+    [
+        ({"messages": [{"role": "user", "content": "one two"}]}, 2),
+        ({"messages": [{"content": [{"type": "text", "text": "a b c"}, {"type": "image"}]}]}, 3),
+        ({"messages": [{"content": "x"}, {"content": None}, "junk"]}, 1),
+        ({}, 1),
+        (None, 1),
+    ],
+)
+def test_message_tokens_are_the_words_of_the_messages(body: Any, tokens: int) -> None:
+    """prompt_tokens counts the words of string and text-part contents, at least 1."""
+    assert message_tokens(body) == tokens
+
+
+def test_embedding_list_is_openais_list_of_the_native_values() -> None:
+    """A text or list of texts: OpenAI's list object, values as the native methods give them."""
+    answer = embedding_list({"model": "models/e", "input": "one two", "dimensions": 5})
+    assert answer == {
+        "data": [{"embedding": embedding_values("one two", 5), "index": 0, "object": "embedding"}],
+        "model": "e",
+        "object": "list",
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }
+    assert_keys_sorted(answer)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"input": "x"}, {"model": "e"}, {"model": "e", "input": []}, {"model": "e", "input": 3}],
+)
+def test_embedding_list_refuses_no_model_or_no_texts(body: dict[str, Any]) -> None:
+    """No model, or an input that is no text nor list of texts: ValueError (the server's 400)."""
+    with pytest.raises(ValueError):
+        embedding_list(body)
+
+
+def test_openai_model_list_names_every_model_as_gemini_does() -> None:
+    """OpenAI's list of model objects, with Gemini's `models/` ids, owned by google."""
+    assert model_list() == {
+        "data": [
+            {"id": f"models/{name}", "object": "model", "owned_by": "google"}
+            for name in LISTED_MODELS
+        ],
+        "object": "list",
+    }
+    assert model_object("gemini-2.5-flash") == model_list()["data"][0]
+    assert model_object("gemini-test") is None
+
+
+def test_openai_event_is_compact_json_after_data_ending_with_lf_lf() -> None:
+    """The OpenAI-compatible stream's framing: `data: ` + compact UTF-8 JSON + LF LF; [DONE]."""
+    assert frame_openai_event({"a": "café"}) == 'data: {"a":"café"}\n\n'.encode()
+    assert OPENAI_DONE == b"data: [DONE]\n\n"

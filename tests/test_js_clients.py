@@ -1,0 +1,131 @@
+"""JavaScript clients as users run them, under Node: Google's @google/genai and the Vercel AI SDK
+(ai + @ai-sdk/google), each given only the base URL its users give it and a key.
+
+They run from tests/js (package.json and its committed lockfile; `npm ci` once per run into
+tests/js/node_modules). Without `node` they are skipped, unless JS_CLIENT_TESTS_REQUIRE_NODE is
+set (as .ci/run sets it), which turns the skip into a failure. Today they run against the
+simulator; the helpers take the host, so the proxy's tests can point them at the proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator import Behaviour
+from tests.gemini_wire import answer_text
+from tests.servers import REPO_ROOT, configure, control
+
+pytestmark = pytest.mark.integration
+
+JS_DIR = REPO_ROOT / "tests" / "js"
+REQUIRE_NODE = "JS_CLIENT_TESTS_REQUIRE_NODE"
+# npm ci rewrites node_modules; this stamp there names the lockfile it was made from.
+INSTALLED_STAMP = JS_DIR / "node_modules" / ".installed-from-lockfile"
+NPM_TIMEOUT = 300
+CLIENT_TIMEOUT = 60
+# Each client's base URL as its users set it, made from the host (scheme://host:port), and the
+# API version it then calls: @google/genai adds its own version (v1 by default), the Vercel
+# provider wants host + /v1beta and adds nothing.
+CLIENTS: dict[str, tuple[Callable[[str], str], str]] = {
+    "google-genai": (lambda host: host, "v1"),
+    "vercel-ai": (lambda host: f"{host}/v1beta", "v1beta"),
+}
+MODES = ["generate", "stream"]
+
+
+def base_url(client: str, host: str) -> str:
+    """The base URL a user of `client` configures to reach Gemini (or the proxy) at `host`."""
+    return CLIENTS[client][0](host)
+
+
+def run_client(client: str, mode: str, host: str, key: str) -> list[dict[str, Any]]:
+    """Run tests/js/<client>.mjs in a mode against `host`; return its JSON lines (an "error"
+    line and a non-zero exit fail the test with the client's output)."""
+    result = subprocess.run(
+        ["node", f"{client}.mjs", mode, base_url(client, host), key],
+        cwd=JS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+    )
+    assert result.returncode == 0, f"{client} {mode} failed:\n{result.stdout}{result.stderr}"
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.fixture(scope="session")
+def js_clients() -> Path:
+    """tests/js with its locked dependencies installed; skipped (or failed) without Node."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        message = f"{' and '.join(missing)} not found: the JavaScript client tests need Node.js"
+        if os.environ.get(REQUIRE_NODE):
+            pytest.fail(f"{message} ({REQUIRE_NODE} is set)")
+        pytest.skip(message)
+    lockfile = hashlib.sha256((JS_DIR / "package-lock.json").read_bytes()).hexdigest()
+    if not INSTALLED_STAMP.is_file() or INSTALLED_STAMP.read_text() != lockfile:
+        result = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=JS_DIR,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+        )
+        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
+        INSTALLED_STAMP.write_text(lockfile)
+    return JS_DIR
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_js_client_gets_the_whole_answer_from_the_simulator(
+    js_clients: Path, sim: str, client: str, mode: str
+) -> None:
+    """generate and stream: the answer's text, STOP, with the client's key, on the API version
+    the client picks itself (streams with alt=sse)."""
+    lines = run_client(client, mode, sim, "js-key")
+    *chunks, result = lines
+    answer = answer_text(Behaviour(events=3))
+    assert result["event"] == "result"
+    assert result["text"] == answer
+    assert result["finishReason"].lower() == "stop"
+    if mode == "stream":
+        assert len(chunks) == 3
+        assert "".join(chunk["text"] for chunk in chunks) == answer
+    (logged,) = control(sim, "requests")["requests"]
+    method = "streamGenerateContent" if mode == "stream" else "generateContent"
+    version = CLIENTS[client][1]
+    assert (logged["key"], logged["path"]) == (
+        "js-key",
+        f"/{version}/models/gemini-2.5-flash:{method}",
+    )
+    assert logged["query"] == ("alt=sse" if mode == "stream" else "")
+
+
+@pytest.mark.parametrize("client", list(CLIENTS))
+def test_js_client_reports_a_quota_fault_as_an_error_line(
+    js_clients: Path, sim: str, client: str
+) -> None:
+    """A key out of quota: the client's error (Gemini's status and message), as one JSON line
+    and exit code 1."""
+    configure(sim, {"keys": {"js-key": {"fault": "quota"}}})
+    result = subprocess.run(
+        ["node", f"{client}.mjs", "generate", base_url(client, sim), "js-key"],
+        cwd=JS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+    )
+    (line,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 1
+    assert line["event"] == "error"
+    assert line["status"] == 429
+    assert "You exceeded your current quota" in line["message"]
