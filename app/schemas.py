@@ -27,56 +27,46 @@ MAX_CONTENTS = 10_000
 MAX_PARTS = 50_000
 
 
-class ContentSchema(Schema):
-    """One turn of the conversation: a role (optional) and its parts."""
+class OpenSchema(Schema):
+    """A schema that checks only its declared fields: the rest pass through to Gemini unchecked
+    (snake_case spellings, fields newer than this proxy)."""
 
     class Meta:
         unknown = INCLUDE
+
+
+class ContentSchema(OpenSchema):
+    """One turn of the conversation: a role (optional) and its parts."""
 
     parts = fields.List(fields.Dict(), required=True, validate=NON_EMPTY)
 
 
-class GenerateRequestSchema(Schema):
+class GenerateRequestSchema(OpenSchema):
     """A Gemini GenerateContentRequest; fields besides `contents` pass through unchecked."""
-
-    class Meta:
-        unknown = INCLUDE
 
     contents = fields.List(fields.Nested(ContentSchema), required=True, validate=NON_EMPTY)
 
 
-class EmbedRequestSchema(Schema):
+class EmbedRequestSchema(OpenSchema):
     """A Gemini EmbedContentRequest: the content to embed; the rest passes through unchecked."""
-
-    class Meta:
-        unknown = INCLUDE
 
     content = fields.Nested(ContentSchema, required=True)
 
 
-class BatchEmbedRequestSchema(Schema):
+class BatchEmbedRequestSchema(OpenSchema):
     """A Gemini BatchEmbedContentsRequest: a non-empty list of EmbedContentRequests."""
-
-    class Meta:
-        unknown = INCLUDE
 
     requests = fields.List(fields.Nested(EmbedRequestSchema), required=True, validate=NON_EMPTY)
 
 
-class ChatRequestSchema(Schema):
+class ChatRequestSchema(OpenSchema):
     """An OpenAI chat completion request: the messages; the rest passes through unchecked."""
-
-    class Meta:
-        unknown = INCLUDE
 
     messages = fields.List(fields.Dict(), required=True, validate=NON_EMPTY)
 
 
-class EmbeddingsRequestSchema(Schema):
+class EmbeddingsRequestSchema(OpenSchema):
     """An OpenAI embeddings request: `input`, a non-empty string or list."""
-
-    class Meta:
-        unknown = INCLUDE
 
     input = fields.Raw(required=True)
 

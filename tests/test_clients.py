@@ -15,7 +15,7 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 
 from simulator import Behaviour, embedding_values
 from tests.client import calls_per_key, cooldowns, metric, upstream_calls
-from tests.gemini_wire import EMBEDDING_MODEL, LISTED_MODELS, answer_text
+from tests.gemini_wire import EMBEDDING_MODEL, LISTED_MODELS, answer_text, embed_with_sdk
 from tests.servers import KEYS, PASSWORD, ProxyServer, configure
 
 pytestmark = pytest.mark.integration
@@ -97,15 +97,7 @@ def test_genai_lists_every_model_across_pages(sim: str, sdk: genai.Client) -> No
 
 def test_genai_embeds_each_text(sim: str, sdk: genai.Client) -> None:
     """embed_content (batchEmbedContents underneath) passes the proxy's body check."""
-    embedded = sdk.models.embed_content(
-        model=EMBEDDING_MODEL,
-        contents=["first text", "second"],
-        config=types.EmbedContentConfig(output_dimensionality=8),
-    )
-    assert [each.values for each in embedded.embeddings] == [
-        embedding_values("first text", 8),
-        embedding_values("second", 8),
-    ]
+    embed_with_sdk(sdk)
     (call,) = assert_gemini_saw_only_pool_keys(sim)
     assert call["path"].endswith(f"/models/{EMBEDDING_MODEL}:batchEmbedContents")
 
