@@ -115,7 +115,9 @@ class GeminiClient:
     ) -> UpstreamStream:
         """Call any Gemini path (query included) with `key`; return the open 2xx answer.
 
-        Raises UpstreamError for any other answer or none. `wait`, when shorter than the
+        The key goes as `x-goog-api-key`, or with `key_place="bearer"` as `Authorization:
+        Bearer` (Gemini's OpenAI-compatible API). Raises UpstreamError for any other answer or
+        none. `wait`, when shorter than the
         client's timeout, bounds the wait for Gemini's first bytes (a request's deadline
         running out); once bytes flow, the full timeout applies again.
         """
