@@ -11,7 +11,7 @@ import os
 
 from flask import Flask
 
-from . import errors, logs, metrics, native, proxy, routes
+from . import errors, logs, metrics, native, openai, proxy, routes
 from .config import Config
 from .keys import KeyPool
 from .logs import LOGGER
@@ -38,6 +38,7 @@ def create_app(config: Config | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(native.bp)
+    app.register_blueprint(openai.bp)
     metrics.watch_keys(pool)
     LOGGER.info(
         "worker ready",

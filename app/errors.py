@@ -4,6 +4,12 @@ Every error body is Gemini-shaped, so clients parse one format whichever side fa
 
     {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "..."}}
 
+On Gemini's OpenAI-compatible routes (/v1beta/openai/) the proxy's own errors are in OpenAI's
+shape instead, so OpenAI SDKs surface their message; Gemini's own errors there go back as
+Gemini sent them (a one-element list)::
+
+    {"error": {"message": "...", "type": "invalid_request_error", "code": "invalid_argument"}}
+
 Usage::
 
     errors.init_app(app)  # every error of `app`, Flask's own 404 and 405 included, as JSON
@@ -18,10 +24,11 @@ import logging
 import math
 from typing import Any
 
-from flask import Flask, Response, g
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException, NotFound
 
 from .classify import UPSTREAM_FAULT, Verdict
+from .paths import OPENAI_PREFIX, SERVED_PREFIXES
 from .proxy import get_proxy
 from .redact import redact_json
 
@@ -43,6 +50,22 @@ STATUS_NAMES = {
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
+
+# OpenAI's error types, by the HTTP code of an error the proxy makes; anything else is a 4xx
+# the request caused.
+OPENAI_TYPES = {
+    401: "authentication_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "server_error",
+    503: "server_error",
+    504: "server_error",
+}
+OPENAI_REQUEST_ERROR = "invalid_request_error"
+NOT_FOUND_MESSAGE = (
+    "no such path; the proxy serves POST /generate, Gemini's REST API under /v1beta/ and /v1/ "
+    f"(e.g. /v1beta/models), and Gemini's OpenAI-compatible API under {OPENAI_PREFIX}/"
+)
 
 
 class ApiError(Exception):
@@ -78,6 +101,12 @@ class UpstreamError(Exception):
         self.verdict = verdict
         # Seconds for the client's Retry-After header, when a retry later can succeed.
         self.retry_after: float | None = None
+
+    @property
+    def from_gemini(self) -> bool:
+        """Whether this is Gemini's own answer to the request, not one the proxy made (no key
+        left, a refused pool key, an unreachable or cut Gemini)."""
+        return self.upstream_status == str(self.status)
 
 
 def error_body(code: int, message: str, **extra: Any) -> dict[str, Any]:
@@ -116,8 +145,17 @@ def _api_error(error: ApiError) -> Response:
     return _json_error(error.code, error.body())
 
 
+def openai_error_body(code: int, message: str) -> dict[str, Any]:
+    """An OpenAI-shaped error object for `code`, as OpenAI SDKs read it."""
+    kind = OPENAI_TYPES.get(code, OPENAI_REQUEST_ERROR)
+    status = STATUS_NAMES.get(code, "UNKNOWN").lower()
+    return {"error": {"message": message, "type": kind, "code": status, "param": None}}
+
+
 def _upstream_error(error: UpstreamError) -> Response:
-    response = _json_error(error.status, error.body)
+    gemini_wraps = error.from_gemini and _on_openai_path()
+    # On the OpenAI path Gemini wraps its error in a list; it goes back in the shape it came.
+    response = _json_error(error.status, error.body, wrapped=gemini_wraps)
     if error.retry_after is not None:
         set_retry_after(response, error.retry_after)
     return response
@@ -125,7 +163,11 @@ def _upstream_error(error: UpstreamError) -> Response:
 
 def _http_exception(error: HTTPException) -> Response:
     code = error.code or 500
-    response = _json_error(code, error_body(code, error.description or error.name))
+    if isinstance(error, NotFound):
+        body = error_body(404, NOT_FOUND_MESSAGE, served=list(SERVED_PREFIXES))
+    else:
+        body = error_body(code, error.description or error.name)
+    response = _json_error(code, body)
     allow = dict(error.get_headers()).get("Allow")
     if allow:
         response.headers["Allow"] = allow
@@ -138,9 +180,18 @@ def _unexpected(error: Exception) -> Response:
     return _json_error(500, error_body(500, "internal error; see the proxy's log"))
 
 
-def _json_error(code: int, body: dict[str, Any]) -> Response:
+def _on_openai_path() -> bool:
+    return request.path.startswith(OPENAI_PREFIX + "/")
+
+
+def _json_error(code: int, body: dict[str, Any], wrapped: bool = False) -> Response:
     record = g.get("record")
     if record is not None:
         record.error = body["error"].get("status", "UNKNOWN")
-    text = json.dumps(redact_json(body, get_proxy().config.api_keys), ensure_ascii=False)
+    shaped: Any = body
+    if wrapped:
+        shaped = [body]
+    elif _on_openai_path():
+        shaped = openai_error_body(code, body["error"]["message"])
+    text = json.dumps(redact_json(shaped, get_proxy().config.api_keys), ensure_ascii=False)
     return Response(text, status=code, mimetype=JSON)

@@ -8,7 +8,7 @@ Usage::
     answer.close()          # once the response is sent: releases the upstream
 
 One loop (`Attempts._run`) serves /generate (`Generation`) and Gemini's own paths
-(`app.native.PassThrough`). Each attempt is the same named steps:
+(`app.passthrough.PassThrough`). Each attempt is the same named steps:
 
 1. `_keys`: the next usable key, while MAX_ATTEMPTS and FAILOVER_DEADLINE allow;
 2. `_call`: Gemini called with it, in a greenlet of its own;
@@ -61,7 +61,7 @@ NO_CALL = "none"
 
 
 class AttemptRelay(Protocol):
-    """What the loop needs of an attempt's relay (app.relay.Relay, app.native.Verbatim)."""
+    """What the loop needs of an attempt's relay (app.relay.Relay, app.passthrough.Verbatim)."""
 
     @property
     def began(self) -> bool: ...

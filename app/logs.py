@@ -22,15 +22,15 @@ from flask import Flask, Response, g, request
 
 from . import metrics
 from .metrics import Outcome, Route
-from .upstream import API_PREFIX
+from .paths import API_VERSIONS, GENERATE_PATH, OPENAI_PREFIX
 
 LOGGER = logging.getLogger("gemini_proxy")
 # An incoming X-Request-ID is reused only when it is short and plain, so it is safe to log and echo.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 CLIENT_CLOSED = "CLIENT_CLOSED"
-GENERATE_PATH = "/generate"
 # Paths scraped every few seconds: logged only when they fail, so the log stays about traffic.
 QUIET_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
+NATIVE_PREFIXES = tuple(f"/{version}/" for version in API_VERSIONS)
 
 
 def request_id_from(header: str | None) -> str:
@@ -96,10 +96,13 @@ def init_app(app: Flask) -> None:
 
 
 def route_of(method: str, path: str) -> Route | None:
-    """Which counted route a request is: /generate, or a native Gemini path; None for the rest."""
+    """Which counted route a request is: /generate, Gemini's OpenAI-compatible API, or a native
+    Gemini path; None for the rest."""
     if method == "POST" and path == GENERATE_PATH:
         return "generate"
-    if path.startswith(API_PREFIX + "/"):
+    if path.startswith(OPENAI_PREFIX + "/"):
+        return "openai"
+    if path.startswith(NATIVE_PREFIXES):
         return "native"
     return None
 

@@ -40,15 +40,17 @@ FIRST_CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # 0 is a request answered at once because no key was usable; MAX_ATTEMPTS is 3 by default.
 ATTEMPT_BUCKETS = (0, 1, 2, 3, 5, 10)
 KEY_REFRESH_SECONDS = 1.0
-# The counted routes: the specification's /generate, and Gemini's own paths passed through.
-Route = Literal["generate", "native"]
+# The counted routes: the specification's /generate, Gemini's own paths (/v1 and /v1beta) and
+# its OpenAI-compatible API, both passed through. A fixed set: the label's cardinality is bounded.
+Route = Literal["generate", "native", "openai"]
 # How a /generate request that reached Gemini ended, for the outcomes metric and the log.
 Outcome = Literal["complete", "incomplete", "client_closed", "upstream_error"]
 OUTCOMES: tuple[Outcome, ...] = ("complete", "incomplete", "client_closed", "upstream_error")
 
 REQUESTS = Counter(
     f"{PREFIX}_requests",
-    "Requests to /generate (route generate) and Gemini's own paths (route native), by status.",
+    "Requests to /generate (route generate), Gemini's own paths (route native) and its "
+    "OpenAI-compatible API (route openai), by status.",
     ["route", "status"],
 )
 UPSTREAM_REQUESTS = Counter(

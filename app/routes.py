@@ -13,13 +13,13 @@ from typing import Any, cast
 from flask import Blueprint, Response, g, request
 
 from . import metrics
-from .auth import password_matches
+from .auth import UNAUTHORIZED, password_matches
 from .bodies import read_body
 from .chunker import CONTENTS, Content
 from .errors import JSON, ApiError, set_retry_after
 from .failover import Generation
 from .formats import Framing, choose
-from .logs import GENERATE_PATH
+from .paths import GENERATE_PATH
 from .proxy import get_proxy
 from .schemas import validate_generate_request, validate_model
 
@@ -33,9 +33,7 @@ def generate() -> Response:
     """Relay one generation from Gemini as a stream of token-count chunks."""
     proxy, record = get_proxy(), g.record
     if not password_matches(request, proxy.config.api_password):
-        raise ApiError(
-            401, "missing or wrong password (Authorization: Bearer, x-api-key or ?password=)"
-        )
+        raise ApiError(401, UNAUTHORIZED)
     requested = request.args.get("model")
     model = proxy.config.model_id if requested is None else validate_model(requested)
     framing, content = _output(request.args.get("format"), request.args.get("content"))

@@ -4,6 +4,7 @@ Usage::
 
     validate_generate_request(raw_body)  # raises ApiError(400) naming the problem
     validate_model(name)                 # the same for a model named in the URL
+    model = validate_openai_request(raw_body, "chat")  # an OpenAI-compatible body; its model
 
 Everything else in a GenerateContentRequest (systemInstruction, tools, generationConfig,
 snake_case spellings, fields newer than this proxy) is left alone: the raw bytes go to Gemini.
@@ -12,7 +13,7 @@ snake_case spellings, fields newer than this proxy) is left alone: the raw bytes
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from marshmallow import INCLUDE, Schema, fields, validate
 
@@ -26,25 +27,61 @@ MAX_CONTENTS = 10_000
 MAX_PARTS = 50_000
 
 
-class ContentSchema(Schema):
-    """One turn of the conversation: a role (optional) and its parts."""
+class OpenSchema(Schema):
+    """A schema that checks only its declared fields: the rest pass through to Gemini unchecked
+    (snake_case spellings, fields newer than this proxy)."""
 
     class Meta:
         unknown = INCLUDE
+
+
+class ContentSchema(OpenSchema):
+    """One turn of the conversation: a role (optional) and its parts."""
 
     parts = fields.List(fields.Dict(), required=True, validate=NON_EMPTY)
 
 
-class GenerateRequestSchema(Schema):
+class GenerateRequestSchema(OpenSchema):
     """A Gemini GenerateContentRequest; fields besides `contents` pass through unchecked."""
-
-    class Meta:
-        unknown = INCLUDE
 
     contents = fields.List(fields.Nested(ContentSchema), required=True, validate=NON_EMPTY)
 
 
+class EmbedRequestSchema(OpenSchema):
+    """A Gemini EmbedContentRequest: the content to embed; the rest passes through unchecked."""
+
+    content = fields.Nested(ContentSchema, required=True)
+
+
+class BatchEmbedRequestSchema(OpenSchema):
+    """A Gemini BatchEmbedContentsRequest: a non-empty list of EmbedContentRequests."""
+
+    requests = fields.List(fields.Nested(EmbedRequestSchema), required=True, validate=NON_EMPTY)
+
+
+class ChatRequestSchema(OpenSchema):
+    """An OpenAI chat completion request: the messages; the rest passes through unchecked."""
+
+    messages = fields.List(fields.Dict(), required=True, validate=NON_EMPTY)
+
+
+class EmbeddingsRequestSchema(OpenSchema):
+    """An OpenAI embeddings request: `input`, a non-empty string or list."""
+
+    input = fields.Raw(required=True)
+
+
 GENERATE_REQUEST = GenerateRequestSchema()
+EMBED_REQUEST = EmbedRequestSchema()
+BATCH_EMBED_REQUEST = BatchEmbedRequestSchema()
+# The OpenAI-compatible bodies that are checked, by endpoint.
+OpenAIEndpoint = Literal["chat", "embeddings"]
+OPENAI_REQUESTS: dict[OpenAIEndpoint, Schema] = {
+    "chat": ChatRequestSchema(),
+    "embeddings": EmbeddingsRequestSchema(),
+}
+# OpenAI-compatible bodies name Gemini's model either bare or with Gemini's resource prefix.
+MODEL_RESOURCE_PREFIX = "models/"
 
 
 def validate_model(name: str) -> str:
@@ -56,6 +93,45 @@ def validate_model(name: str) -> str:
 
 def validate_generate_request(raw: bytes) -> None:
     """Parse and check a /generate body; raise ApiError(400) that names what is wrong."""
+    body = _json_object(raw, "a GenerateContentRequest")
+    _check_size(body.get("contents"))
+    _check(GENERATE_REQUEST, body)
+
+
+def validate_embed_request(raw: bytes) -> None:
+    """Check an embedContent body (content with parts) as validate_generate_request does."""
+    _check(EMBED_REQUEST, _json_object(raw, "an EmbedContentRequest"))
+
+
+def validate_batch_embed_request(raw: bytes) -> None:
+    """Check a batchEmbedContents body: a non-empty list of requests, each with content."""
+    body = _json_object(raw, "a BatchEmbedContentsRequest")
+    requests = body.get("requests")
+    if isinstance(requests, list) and len(requests) > MAX_CONTENTS:
+        raise ApiError(400, f"requests: more than {MAX_CONTENTS} entries")
+    _check(BATCH_EMBED_REQUEST, body)
+
+
+def validate_openai_request(raw: bytes, endpoint: OpenAIEndpoint) -> str:
+    """Check an OpenAI-compatible body; return its model without Gemini's `models/` prefix.
+
+    A JSON object with a valid `model`; chat's needs a non-empty `messages` list, embeddings'
+    a non-empty `input`. Raises ApiError(400) naming what is wrong.
+    """
+    body = _json_object(raw, "an OpenAI request")
+    model = body.get("model")
+    if not isinstance(model, str):
+        raise ApiError(400, "model: a model name is required, e.g. gemini-2.5-flash")
+    messages = body.get("messages")
+    if isinstance(messages, list) and len(messages) > MAX_CONTENTS:
+        raise ApiError(400, f"messages: more than {MAX_CONTENTS} entries")
+    _check(OPENAI_REQUESTS[endpoint], body)
+    if endpoint == "embeddings" and body["input"] in ("", [], None):
+        raise ApiError(400, "input: must be a non-empty string or list")
+    return validate_model(model.removeprefix(MODEL_RESOURCE_PREFIX))
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -67,10 +143,13 @@ def validate_generate_request(raw: bytes) -> None:
     except ValueError as error:
         raise ApiError(400, f"request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object (a GenerateContentRequest)")
-    _check_size(body.get("contents"))
+        raise ApiError(400, f"request body must be a JSON object ({what})")
+    return body
+
+
+def _check(schema: Schema, body: dict[str, Any]) -> None:
     # validate() only reports problems; the body is forwarded as the client sent it.
-    problems = GENERATE_REQUEST.validate(body)
+    problems = schema.validate(body)
     if problems:
         raise ApiError(400, f"invalid request body: {_describe(problems)}", fields=problems)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any
+from typing import Any, Literal
 
 import gevent
 import requests
@@ -27,8 +27,8 @@ from .errors import STATUS_NAMES, UpstreamError, error_body, parse_gemini_error
 from .keys import Key
 
 STREAM_PATH = "/v1beta/models/{model}:streamGenerateContent?alt=sse"
-# Gemini's REST API, as the native routes pass it on.
-API_PREFIX = "/v1beta"
+# How a pool key goes upstream: Gemini's own header, or as a Bearer token on the OpenAI path.
+KeyPlace = Literal["x-goog-api-key", "bearer"]
 REQUEST_HEADERS = {
     "Content-Type": "application/json",
     # A compressed stream would sit in the decompressor's buffer; ask for plain bytes.
@@ -111,15 +111,21 @@ class GeminiClient:
         key: Key,
         body: bytes | None = None,
         wait: float | None = None,
+        key_place: KeyPlace = "x-goog-api-key",
     ) -> UpstreamStream:
         """Call any Gemini path (query included) with `key`; return the open 2xx answer.
 
-        Raises UpstreamError for any other answer or none. `wait`, when shorter than the
+        The key goes as `x-goog-api-key`, or with `key_place="bearer"` as `Authorization:
+        Bearer` (Gemini's OpenAI-compatible API). Raises UpstreamError for any other answer or
+        none. `wait`, when shorter than the
         client's timeout, bounds the wait for Gemini's first bytes (a request's deadline
         running out); once bytes flow, the full timeout applies again.
         """
         first_wait = self.timeout if wait is None else max(min(wait, self.timeout), 0.001)
-        headers = {**REQUEST_HEADERS, "x-goog-api-key": key.secret}
+        if key_place == "bearer":
+            headers = {**REQUEST_HEADERS, "Authorization": f"Bearer {key.secret}"}
+        else:
+            headers = {**REQUEST_HEADERS, "x-goog-api-key": key.secret}
         # Prepared here and sent with Session.send: Session.post would merge the session's
         # (empty) headers, params and settings into every call, costing about a tenth of the
         # proxy's CPU per stream for nothing. The Session still pools, and still keeps no cookies.
@@ -131,7 +137,7 @@ class GeminiClient:
                 prepared,
                 stream=True,
                 timeout=(min(CONNECT_TIMEOUT, first_wait), first_wait),
-                # A redirect would carry x-goog-api-key to wherever it points.
+                # A redirect would carry the key to wherever it points.
                 allow_redirects=False,
                 proxies=self.session.proxies,
                 verify=self.session.verify,

@@ -4,6 +4,7 @@ the simulator process and gunicorn proxies in front of it, on loopback."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -11,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.fakes import EVENT, FakeGemini, app_with
+from tests.node import install_js_clients
 from tests.servers import (
     KEYS,
     PASSWORD,
@@ -110,3 +112,10 @@ def stop_and_check(server: ProxyServer) -> None:
     server.stop()
     output = server.output()
     assert not any(secret in output for secret in (*KEYS, PASSWORD)), "a secret was logged"
+
+
+@pytest.fixture(scope="session")
+def js_clients() -> Path:
+    """tests/js with its locked dependencies installed, for tests run by Node; skipped (or
+    failed, where JS_CLIENT_TESTS_REQUIRE_NODE is set) without Node."""
+    return install_js_clients()

@@ -91,7 +91,9 @@ class FakeGemini(GeminiClient):
         """The bodies sent, in order."""
         return [call.body for call in self.calls]
 
-    def open(self, method: str, path: str, key: Key, body: bytes | None = None, *_: Any) -> Any:
+    def open(
+        self, method: str, path: str, key: Key, body: bytes | None = None, *_: Any, **__: Any
+    ) -> Any:
         call = Call(method, path, key.id, body)
         self.calls.append(call)
         answer = self.handler(call)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from simulator import Behaviour, sse_events
+from simulator import Behaviour, embedding_values, sse_events
 
 STREAM_PATH = "/v1beta/models/gemini-test:streamGenerateContent"
 GENERATE_PATH = "/v1beta/models/gemini-test:generateContent"
@@ -33,6 +33,22 @@ LISTED_MODELS = [
     "text-embedding-004",
 ]
 EMBEDDING_MODEL = "gemini-embedding-001"
+EMBEDDED_TEXTS = ["first text", "second"]
+EMBEDDING_SIZE = 8
+
+
+def embed_with_sdk(client: Any) -> None:
+    """google-genai's embed_content of EMBEDDED_TEXTS gets the simulator's values for each."""
+    embedded = client.models.embed_content(
+        model=EMBEDDING_MODEL,
+        contents=EMBEDDED_TEXTS,
+        config={"output_dimensionality": EMBEDDING_SIZE},
+    )
+    assert [each.values for each in embedded.embeddings] == [
+        embedding_values(text, EMBEDDING_SIZE) for text in EMBEDDED_TEXTS
+    ]
+
+
 # Three words: three prompt tokens, as the simulator counts them.
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "say something nice"}]}]}
 RPC = "type.googleapis.com/google.rpc."

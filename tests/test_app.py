@@ -206,9 +206,11 @@ def test_the_upstream_is_closed_when_it_fails_before_the_first_chunk(
         ({"Authorization": "Bearer {}"}, ""),
         ({"Authorization": "bearer {}"}, ""),
         ({"x-api-key": "{}"}, ""),
+        ({"x-goog-api-key": "{}"}, ""),
         ({}, "?password={}"),
+        ({}, "?key={}"),
     ],
-    ids=["bearer", "lowercase-bearer", "x-api-key", "query"],
+    ids=["bearer", "lowercase-bearer", "x-api-key", "x-goog-api-key", "query", "query-key"],
 )
 def test_a_non_ascii_password_works_in_every_place_and_is_compared_in_constant_time(
     monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], query: str

@@ -149,3 +149,36 @@ def test_recorded_gemini_errors_are_classified(name: str, kind: str) -> None:
     if name.startswith("vercel-ai_google-429"):
         assert classify(status, body, now=NOW).cooldown == 34.4
     assert json.loads(raw)  # the file itself is JSON, as recorded
+
+
+# Gemini's OpenAI-compatible path wraps its errors in a one-element list, without Retry-After.
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (429, error(429, "RESOURCE_EXHAUSTED", retry("17s")), Verdict("quota", 17.0)),
+        (429, error(429, "RESOURCE_EXHAUSTED"), Verdict("quota", 60.0)),
+        (
+            400,
+            error(400, "INVALID_ARGUMENT", reason("API_KEY_INVALID")),
+            Verdict("invalid_key", None),
+        ),
+        (503, error(503, "UNAVAILABLE"), UPSTREAM_FAULT),
+        (400, error(400, "INVALID_ARGUMENT"), Verdict("client_error")),
+    ],
+    ids=["quota-with-retry-info", "quota-without-hint", "invalid-key", "unavailable", "client"],
+)
+def test_a_list_wrapped_error_is_classified_like_the_native_one(
+    status: int, body: dict[str, Any], expected: Verdict
+) -> None:
+    wrapped = parse_gemini_error(status, json.dumps([body]).encode())
+    assert wrapped == body
+    assert classify(status, wrapped, None, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", [b"[]", b'[{"error": {}}, {"error": {}}]', b"[1]"], ids=["empty", "two", "not-error"]
+)
+def test_a_list_that_is_not_one_gemini_error_reads_as_a_bodyless_error(raw: bytes) -> None:
+    parsed = parse_gemini_error(502, raw)
+    assert parsed["error"]["code"] == 502
+    assert "without a JSON error body" in parsed["error"]["message"]

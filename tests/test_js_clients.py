@@ -3,18 +3,15 @@
 
 They run from tests/js (package.json and its committed lockfile; `npm ci` once per run into
 tests/js/node_modules). Without `node` they are skipped, unless JS_CLIENT_TESTS_REQUIRE_NODE is
-set (as .ci/run sets it), which turns the skip into a failure. Today they run against the
-simulator; the helpers take the host, so the proxy's tests can point them at the proxy.
+set (as .ci/run sets it), which turns the skip into a failure. Each runs against the simulator
+directly (with a made-up key) and through the proxy (with the proxy's password, which Gemini must
+never see).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +19,13 @@ import pytest
 
 from simulator import Behaviour
 from tests.gemini_wire import answer_text
-from tests.servers import REPO_ROOT, configure, control
+from tests.node import CLIENT_TIMEOUT, CLIENTS, JS_DIR
+from tests.servers import KEYS, PASSWORD, ProxyServer, configure, control
 
 pytestmark = pytest.mark.integration
 
-JS_DIR = REPO_ROOT / "tests" / "js"
-REQUIRE_NODE = "JS_CLIENT_TESTS_REQUIRE_NODE"
-# npm ci rewrites node_modules; this stamp there names the lockfile it was made from.
-INSTALLED_STAMP = JS_DIR / "node_modules" / ".installed-from-lockfile"
-NPM_TIMEOUT = 300
-CLIENT_TIMEOUT = 60
-# Each client's base URL as its users set it, made from the host (scheme://host:port), and the
-# API version it then calls: @google/genai adds its own version (v1 by default), the Vercel
-# provider wants host + /v1beta and adds nothing.
-CLIENTS: dict[str, tuple[Callable[[str], str], str]] = {
-    "google-genai": (lambda host: host, "v1"),
-    "vercel-ai": (lambda host: f"{host}/v1beta", "v1beta"),
-}
 MODES = ["generate", "stream"]
+SIM_KEY = "js-key"
 
 
 def base_url(client: str, host: str) -> str:
@@ -61,37 +47,25 @@ def run_client(client: str, mode: str, host: str, key: str) -> list[dict[str, An
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-@pytest.fixture(scope="session")
-def js_clients() -> Path:
-    """tests/js with its locked dependencies installed; skipped (or failed) without Node."""
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        message = f"{' and '.join(missing)} not found: the JavaScript client tests need Node.js"
-        if os.environ.get(REQUIRE_NODE):
-            pytest.fail(f"{message} ({REQUIRE_NODE} is set)")
-        pytest.skip(message)
-    lockfile = hashlib.sha256((JS_DIR / "package-lock.json").read_bytes()).hexdigest()
-    if not INSTALLED_STAMP.is_file() or INSTALLED_STAMP.read_text() != lockfile:
-        result = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_TIMEOUT,
-        )
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
-        INSTALLED_STAMP.write_text(lockfile)
-    return JS_DIR
+@pytest.fixture(params=["simulator", "proxy"])
+def target(request: pytest.FixtureRequest, sim: str) -> tuple[str, str]:
+    """Where a client is pointed, and the key it is given: the simulator with a made-up key, or
+    the proxy (in front of that simulator) with the proxy's password."""
+    if request.param == "simulator":
+        return sim, SIM_KEY
+    proxy: ProxyServer = request.getfixturevalue("proxy")
+    return proxy.url, PASSWORD
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("client", list(CLIENTS))
-def test_js_client_gets_the_whole_answer_from_the_simulator(
-    js_clients: Path, sim: str, client: str, mode: str
+def test_js_client_gets_the_whole_answer(
+    js_clients: Path, sim: str, target: tuple[str, str], client: str, mode: str
 ) -> None:
-    """generate and stream: the answer's text, STOP, with the client's key, on the API version
-    the client picks itself (streams with alt=sse)."""
-    lines = run_client(client, mode, sim, "js-key")
+    """generate and stream: the answer's text, STOP, on the API version the client picks itself
+    (streams with alt=sse); Gemini sees the client's key, or through the proxy a pool key."""
+    host, key = target
+    lines = run_client(client, mode, host, key)
     *chunks, result = lines
     answer = answer_text(Behaviour(events=3))
     assert result["event"] == "result"
@@ -103,10 +77,9 @@ def test_js_client_gets_the_whole_answer_from_the_simulator(
     (logged,) = control(sim, "requests")["requests"]
     method = "streamGenerateContent" if mode == "stream" else "generateContent"
     version = CLIENTS[client][1]
-    assert (logged["key"], logged["path"]) == (
-        "js-key",
-        f"/{version}/models/gemini-2.5-flash:{method}",
-    )
+    assert logged["path"] == f"/{version}/models/gemini-2.5-flash:{method}"
+    assert logged["key"] in (KEYS if key == PASSWORD else [SIM_KEY])
+    assert PASSWORD not in json.dumps(logged)
     assert logged["query"] == ("alt=sse" if mode == "stream" else "")
 
 
@@ -116,9 +89,9 @@ def test_js_client_reports_a_quota_fault_as_an_error_line(
 ) -> None:
     """A key out of quota: the client's error (Gemini's status and message), as one JSON line
     and exit code 1."""
-    configure(sim, {"keys": {"js-key": {"fault": "quota"}}})
+    configure(sim, {"keys": {SIM_KEY: {"fault": "quota"}}})
     result = subprocess.run(
-        ["node", f"{client}.mjs", "generate", base_url(client, sim), "js-key"],
+        ["node", f"{client}.mjs", "generate", base_url(client, sim), SIM_KEY],
         cwd=JS_DIR,
         capture_output=True,
         text=True,

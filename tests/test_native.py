@@ -184,22 +184,44 @@ def test_native_requests_are_counted_by_route(proxy: ProxyServer, sim: str) -> N
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "code"),
+    ("method", "path", "body", "code"),
     [
-        ("POST", f"/v1beta/models/{MODEL}:embedContent", 404),
-        ("POST", "/v1beta/models/bad..name:generateContent", 400),
+        ("POST", f"/v1beta/models/{MODEL}:predict", PROMPT, 404),
+        ("POST", f"/v1/models/{MODEL}:predict", PROMPT, 404),
+        ("POST", "/v1beta/models/bad..name:generateContent", PROMPT, 400),
+        ("POST", "/v1/models/bad..name:generateContent", PROMPT, 400),
+        ("POST", f"/v1/models/{MODEL}:generateContent", {"contents": []}, 400),
+        ("POST", f"/v1beta/models/{MODEL}:embedContent", PROMPT, 400),
+        ("POST", f"/v1/models/{MODEL}:embedContent", {"content": {"parts": []}}, 400),
+        ("POST", f"/v1beta/models/{MODEL}:batchEmbedContents", {"requests": []}, 400),
+        ("POST", f"/v1/models/{MODEL}:batchEmbedContents", {"requests": [PROMPT]}, 400),
+        ("POST", f"/v1beta/models/{MODEL}:embedContent", [1], 400),
+        ("POST", f"/v2/models/{MODEL}:generateContent", PROMPT, 404),
     ],
-    ids=["unknown-method", "bad-model"],
+    ids=[
+        "unknown-method",
+        "unknown-method-v1",
+        "bad-model",
+        "bad-model-v1",
+        "empty-contents-v1",
+        "embed-without-content",
+        "embed-without-parts",
+        "batch-embed-without-requests",
+        "batch-embed-request-without-content",
+        "embed-body-not-an-object",
+        "unknown-version",
+    ],
 )
-def test_paths_the_proxy_does_not_pass_on_are_refused_locally(
-    proxy: ProxyServer, sim: str, method: str, path: str, code: int
+def test_requests_the_proxy_does_not_pass_on_are_refused_locally(
+    proxy: ProxyServer, sim: str, method: str, path: str, body: object, code: int
 ) -> None:
-    """Only the listed methods and valid model names reach Gemini."""
+    """Only the listed methods, valid model names and bodies that pass their checks reach
+    Gemini, under either version."""
     response = requests.request(
         method,
         f"{proxy.url}{path}",
         headers={"x-goog-api-key": PASSWORD},
-        json=PROMPT,
+        json=body,
         timeout=REQUEST_TIMEOUT,
     )
     assert_json_error(response, code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
@@ -10,7 +11,16 @@ from flask.testing import FlaskClient
 
 from app.config import MODEL_NAME_RULE, Config, ConfigError
 from app.errors import ApiError
-from app.schemas import MAX_CONTENTS, MAX_PARTS, validate_generate_request, validate_model
+from app.schemas import (
+    MAX_CONTENTS,
+    MAX_PARTS,
+    OpenAIEndpoint,
+    validate_batch_embed_request,
+    validate_embed_request,
+    validate_generate_request,
+    validate_model,
+    validate_openai_request,
+)
 from tests.client import PROMPT
 from tests.fakes import AUTH, PASSWORD
 
@@ -112,3 +122,103 @@ def test_one_model_name_rule_says_the_same_in_the_config_and_both_routes(
 def test_a_valid_model_name_is_returned_as_it_is() -> None:
     """The rule lets Gemini's own names through."""
     assert validate_model("gemini-2.5-flash-lite_001") == "gemini-2.5-flash-lite_001"
+
+
+EMBED = {"content": {"parts": [{"text": "hi"}]}}
+
+
+@pytest.mark.parametrize(
+    ("validate", "raw", "named"),
+    [
+        (validate_embed_request, b"[]", "must be a JSON object"),
+        (validate_embed_request, b"{}", "content: Missing data"),
+        (validate_embed_request, b'{"content": "hi"}', "content: Invalid input type"),
+        (validate_embed_request, b'{"content": {"parts": []}}', "content.parts: Shorter"),
+        (validate_batch_embed_request, b"{}", "requests: Missing data"),
+        (validate_batch_embed_request, b'{"requests": []}', "requests: Shorter"),
+        (validate_batch_embed_request, b'{"requests": [{}]}', "requests.0.content: Missing"),
+        (
+            validate_batch_embed_request,
+            json.dumps({"requests": [EMBED] * (MAX_CONTENTS + 1)}).encode(),
+            "requests: more than",
+        ),
+    ],
+    ids=[
+        "embed-not-object",
+        "embed-no-content",
+        "embed-content-not-object",
+        "embed-no-parts",
+        "batch-no-requests",
+        "batch-empty",
+        "batch-request-without-content",
+        "batch-too-many",
+    ],
+)
+def test_bad_embedding_bodies_are_refused_naming_the_problem(
+    validate: Callable[[bytes], None], raw: bytes, named: str
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        validate(raw)
+    assert caught.value.code == 400
+    assert named in caught.value.message
+
+
+def test_embedding_bodies_pass_with_their_other_fields() -> None:
+    validate_embed_request(json.dumps({**EMBED, "outputDimensionality": 8}).encode())
+    validate_batch_embed_request(json.dumps({"requests": [{**EMBED, "model": "m"}]}).encode())
+
+
+CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "named"),
+    [
+        ("chat", [CHAT], "must be a JSON object"),
+        ("chat", {"messages": CHAT["messages"]}, "model: a model name is required"),
+        ("chat", {**CHAT, "model": None}, "model: a model name is required"),
+        ("chat", {**CHAT, "model": "models/../x"}, "model "),
+        ("chat", {"model": "gemini-2.5-flash"}, "messages: Missing data"),
+        ("chat", {**CHAT, "messages": []}, "messages: Shorter"),
+        ("chat", {**CHAT, "messages": "hi"}, "messages: Not a valid list"),
+        ("chat", {**CHAT, "messages": [{}] * (MAX_CONTENTS + 1)}, "messages: more than"),
+        ("embeddings", {"model": "gemini-embedding-001"}, "input: Missing data"),
+        ("embeddings", {"model": "gemini-embedding-001", "input": ""}, "input: must be"),
+        ("embeddings", {"model": "gemini-embedding-001", "input": []}, "input: must be"),
+    ],
+    ids=[
+        "not-object",
+        "no-model",
+        "model-null",
+        "unsafe-model",
+        "no-messages",
+        "empty-messages",
+        "messages-not-list",
+        "too-many-messages",
+        "no-input",
+        "empty-input",
+        "empty-input-list",
+    ],
+)
+def test_bad_openai_bodies_are_refused_naming_the_problem(
+    endpoint: OpenAIEndpoint, body: object, named: str
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        validate_openai_request(json.dumps(body).encode(), endpoint)
+    assert caught.value.code == 400
+    assert named in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body"),
+    [
+        ("chat", CHAT),
+        ("chat", {**CHAT, "model": "models/gemini-2.5-flash", "stream": True, "tools": []}),
+        ("embeddings", {"model": "gemini-2.5-flash", "input": ["a", "b"], "dimensions": 4}),
+    ],
+    ids=["chat", "chat-with-models-prefix-and-extras", "embeddings"],
+)
+def test_an_openai_body_gives_its_model_without_gemini_s_prefix(
+    endpoint: OpenAIEndpoint, body: dict
+) -> None:
+    assert validate_openai_request(json.dumps(body).encode(), endpoint) == "gemini-2.5-flash"

@@ -12,7 +12,7 @@ from google.genai import errors, types
 from langchain_google_genai import ChatGoogleGenerativeAI
 
 from simulator import Behaviour, embedding_values, fault_error
-from tests.gemini_wire import EMBEDDING_MODEL, LISTED_MODELS, answer_text
+from tests.gemini_wire import EMBEDDING_MODEL, LISTED_MODELS, answer_text, embed_with_sdk
 from tests.servers import configure, control
 
 pytestmark = pytest.mark.integration
@@ -123,15 +123,7 @@ def test_sdk_sees_a_key_fault_as_gemini_client_error(
 
 def test_sdk_embed_content_gets_one_embedding_per_text(sim: str, sdk: genai.Client) -> None:
     """embed_content (batchEmbedContents underneath) gets the simulator's values per text."""
-    embedded = sdk.models.embed_content(
-        model=EMBEDDING_MODEL,
-        contents=["first text", "second"],
-        config=types.EmbedContentConfig(output_dimensionality=8),
-    )
-    assert [each.values for each in embedded.embeddings] == [
-        embedding_values("first text", 8),
-        embedding_values("second", 8),
-    ]
+    embed_with_sdk(sdk)
     (logged,) = control(sim, "requests")["requests"]
     assert logged["path"].endswith(f"/models/{EMBEDDING_MODEL}:batchEmbedContents")
 
