@@ -69,7 +69,7 @@ class SSEDecoder:
 def iter_events(byte_chunks: Iterable[bytes | None]) -> Iterator[str | None]:
     """Yield each event's data from raw reads as soon as the event is complete.
 
-    A None among the reads (the upstream reader's mark for a silence) is passed on as None.
+    A None among the reads (the upstream stream's mark for a silence) is passed on as None.
     """
     decoder = SSEDecoder()
     for data in byte_chunks:
