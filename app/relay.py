@@ -123,7 +123,7 @@ class Relay:
         decoder = SSEDecoder()
         # Each read's events are decoded by a call, not by generators stacked under this one:
         # the request's greenlet waits for Gemini at the bottom of this stack, and every frame
-        # in it is saved with the greenlet while it waits (some 2 KB a stream per generator).
+        # in it is saved with the greenlet while it waits (1 to 2 KB a stream per generator).
         for data in itertools.chain(self.upstream.iter_bytes(), [_END]):
             for event in _events(decoder, data):
                 chunk = None if event is None else _feed(chunker, event)
