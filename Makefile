@@ -20,8 +20,8 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Under gevent's monkey-patching, like a gunicorn gevent worker: the upstream reader greenlets
-# need cooperative sockets.
+# Under gevent's monkey-patching, like a gunicorn gevent worker: the upstream reads wait on
+# cooperative sockets (gevent's wait_read).
 test: lint
 	$(BIN)/python -m gevent.monkey --module pytest
 

@@ -41,6 +41,32 @@ worker_class = "gevent"
 # The most streams one worker holds at once; the app sizes its upstream connection pool from the
 # same variable, so the two always agree.
 worker_connections = _env_int("WORKER_CONNECTIONS", 4096)
+
+# -- Listen backlog --------------------------------------------------------------------------
+# Connections the kernel queues before a worker accepts them. A burst (a front end opening
+# hundreds a second) must fit, or the kernel resets the overflow before gunicorn or the app can
+# see or log it; the workers can hold workers x worker_connections, so the queue follows that.
+# The kernel caps any listen() backlog at net.core.somaxconn (README: Deploy).
+SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
+# What the kernel defaults to (Linux 5.4+) when the file cannot be read.
+DEFAULT_SOMAXCONN = 4096
+
+
+def somaxconn(path=SOMAXCONN_PATH):
+    """The kernel's cap on a listen backlog, or DEFAULT_SOMAXCONN when it cannot be read."""
+    try:
+        with open(path, encoding="ascii") as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return DEFAULT_SOMAXCONN
+
+
+def listen_backlog(worker_count, connections, cap):
+    """The connections `worker_count` workers of `connections` each can hold, at most `cap`."""
+    return min(worker_count * connections, cap)
+
+
+backlog = listen_backlog(workers, worker_connections, somaxconn())
 # gevent workers heartbeat from their own greenlet, so a long stream never trips this timeout.
 timeout = 30
 # On SIGTERM, streams in flight get this long to finish before workers are killed.
@@ -178,8 +204,9 @@ CHECK_SETTINGS = "import sys; from app.config import main; sys.exit(main())"
 
 
 def on_starting(server):
-    """Refuse to start on a bad setting; empty the metrics directory of an earlier run; lift the
-    open-file limit, which the workers inherit."""
+    """Refuse to start on a bad setting; warn of a listen backlog short of the workers' room;
+    empty the metrics directory of an earlier run; lift the open-file limit, which the workers
+    inherit."""
     # Each stream holds two sockets (client and Gemini): 4096 streams a worker need some 8200
     # descriptors, far above the usual soft limit of 1024. The hard limit is the operator's.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -199,6 +226,17 @@ def on_starting(server):
     )
     if check.returncode:
         sys.exit(check.returncode)
+    # The server's settings, so a -w or --backlog flag given on the command line is judged too.
+    wanted = server.cfg.workers * server.cfg.worker_connections
+    if server.cfg.backlog < wanted:
+        server.log.warning(
+            "listen backlog %d is below the %d connections the workers can hold "
+            "(net.core.somaxconn is %d): a burst of new connections beyond it is reset by the "
+            "kernel; raise net.core.somaxconn (README: Deploy)",
+            server.cfg.backlog,
+            wanted,
+            somaxconn(),
+        )
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):

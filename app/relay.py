@@ -14,9 +14,10 @@ with it). A failure after any byte went out ends the body with one error element
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .chunker import Chunker
@@ -26,7 +27,7 @@ from .formats import Framing
 from .logs import RequestRecord
 from .metrics import Outcome
 from .redact import redact_json
-from .sse import iter_events
+from .sse import SSEDecoder
 from .upstream import UpstreamStream
 
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
@@ -119,22 +120,27 @@ class Relay:
 
     def __iter__(self) -> Iterator[bytes]:
         chunker, clock, framing = self.chunker, self.clock, self.framing
-        for event in _events(self.upstream.iter_bytes()):
-            chunk = None if event is None else _feed(chunker, event)
-            if chunk is None:
-                if event is None or clock.due():
-                    clock.sent()
-                    yield framing.keepalive
-                continue
-            first = chunker.chunks_sent == 1
-            if first:
-                self.record.mark_first_chunk()
-            clock.sent()
-            if chunker.done:
-                self.record.outcome = "complete"
-                yield framing.chunk(encode(chunk), first, last=True)
-                return
-            yield framing.chunk(encode(chunk), first, last=False)
+        decoder = SSEDecoder()
+        # Each read's events are decoded by a call, not by generators stacked under this one:
+        # the request's greenlet waits for Gemini at the bottom of this stack, and every frame
+        # in it is saved with the greenlet while it waits (1 to 2 KB a stream per generator).
+        for data in itertools.chain(self.upstream.iter_bytes(), [_END]):
+            for event in _events(decoder, data):
+                chunk = None if event is None else _feed(chunker, event)
+                if chunk is None:
+                    if event is None or clock.due():
+                        clock.sent()
+                        yield framing.keepalive
+                    continue
+                first = chunker.chunks_sent == 1
+                if first:
+                    self.record.mark_first_chunk()
+                clock.sent()
+                if chunker.done:
+                    self.record.outcome = "complete"
+                    yield framing.chunk(encode(chunk), first, last=True)
+                    return
+                yield framing.chunk(encode(chunk), first, last=False)
         raise StreamIncomplete()
 
     def close(self) -> None:
@@ -188,20 +194,32 @@ def _reject_constant(name: str) -> Any:
 EVENT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _events(byte_chunks: Iterable[bytes | None]) -> Iterator[dict[str, Any] | None]:
+class _EndOfStream:
+    """Read after Gemini's last bytes: the decoder then gives an event the stream ended without
+    a blank line after."""
+
+
+_END = _EndOfStream()
+
+
+def _events(decoder: SSEDecoder, data: bytes | _EndOfStream | None) -> list[dict[str, Any] | None]:
+    """The events `data` completes, decoded; [None] for a silence; the last ones at _END."""
+    if data is None:
+        return [None]
     try:
-        for data in iter_events(byte_chunks):
-            if data is None:
-                yield None
-                continue
-            event = EVENT_DECODER.decode(data)
-            if not isinstance(event, dict):
-                raise ValueError("event is not a JSON object")
-            if isinstance(event.get("error"), dict):
-                raise _error_event(event)
-            yield event
+        payloads = decoder.close() if isinstance(data, _EndOfStream) else decoder.feed(data)
+        return [_event(payload) for payload in payloads]
     except (ValueError, RecursionError):  # SSEError and JSONDecodeError are ValueErrors
         raise _malformed() from None
+
+
+def _event(data: str) -> dict[str, Any]:
+    event = EVENT_DECODER.decode(data)
+    if not isinstance(event, dict):
+        raise ValueError("event is not a JSON object")
+    if isinstance(event.get("error"), dict):
+        raise _error_event(event)
+    return event
 
 
 def _error_event(event: dict[str, Any]) -> UpstreamError:

@@ -2,14 +2,14 @@
 
 Usage::
 
-    for data in iter_events(response_byte_chunks):
+    decoder = SSEDecoder()
+    for data in decoder.feed(read):  # each read as it arrives; decoder.close() after the last
         event = json.loads(data)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 
 # Gemini ends events with CRLF CRLF; LF LF (and a mix) is accepted too, as the SSE spec allows.
 # The pattern starts at the separator's first LF and the CR before it is trimmed from the event:
@@ -64,20 +64,6 @@ class SSEDecoder:
         payload = _event_data(self._buffer)
         self._buffer.clear()
         return [] if payload is None else [payload]
-
-
-def iter_events(byte_chunks: Iterable[bytes | None]) -> Iterator[str | None]:
-    """Yield each event's data from raw reads as soon as the event is complete.
-
-    A None among the reads (the upstream reader's mark for a silence) is passed on as None.
-    """
-    decoder = SSEDecoder()
-    for data in byte_chunks:
-        if data is None:
-            yield None
-        else:
-            yield from decoder.feed(data)
-    yield from decoder.close()
 
 
 def _event_data(raw: bytes | bytearray) -> str | None:

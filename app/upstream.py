@@ -11,14 +11,17 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import os
+import ssl
+import time
 from collections.abc import Iterator
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Literal
 
 import gevent
 import requests
-from gevent.queue import Empty, Queue
+from gevent.socket import wait_read
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
@@ -47,10 +50,6 @@ BROKE_OFF = "the Gemini stream broke off"
 # either bound the connection is dropped instead.
 DRAIN_TIMEOUT = 1.0
 DRAIN_BUDGET = 64 * 1024
-# The reader hands over one read at a time: at most one read waits in the queue and one more in
-# the reader's hands, so a slow client still slows the reads from Gemini instead of filling memory.
-READ_AHEAD = 1
-_END = object()
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -154,10 +153,11 @@ class GeminiClient:
 
 
 class UpstreamStream:
-    """An open 200 stream from Gemini, read by its own greenlet; iterate its bytes, then close it.
+    """An open 2xx stream from Gemini; iterate its bytes, then close it.
 
-    The reader greenlet lets the consumer notice silence: iter_bytes yields None after every
-    `keepalive` seconds without a byte, so the client can be sent a keep-alive meanwhile.
+    Read in the consumer's own greenlet, and only once the socket has bytes, so a silence is
+    noticed without a second greenlet: iter_bytes yields None after every `keepalive` seconds
+    without a byte, so the client can be sent a keep-alive meanwhile.
     """
 
     def __init__(
@@ -172,23 +172,20 @@ class UpstreamStream:
         self.keepalive = keepalive
         self._wait = timeout if first_wait is None else first_wait
         self._ended = self._closed = False
-        self._queue: Queue = Queue(maxsize=READ_AHEAD)
-        self._reader = gevent.spawn(self._pump)
+        self._last_read = time.monotonic()
+        self._reads = self._raw_reads(response.raw)
 
     def iter_bytes(self) -> Iterator[bytes | None]:
         """The body as it arrives, None for each silence; raises UpstreamError if it breaks."""
         while not self._ended:
-            try:
-                item = self._queue.get(timeout=self.keepalive)
-            except Empty:
+            if not self._readable():
                 yield None
                 continue
-            if item is _END or isinstance(item, Exception):
+            data = self._next_read()
+            if data is None:
                 self._ended = True
-                if isinstance(item, Exception):
-                    raise item
                 return
-            yield item
+            yield data
 
     def close(self, reuse: bool = False) -> None:
         """Release the connection; safe to call more than once.
@@ -205,35 +202,65 @@ class UpstreamStream:
             if reuse and not self._ended:
                 self._drain()
         finally:
-            # Killing a reader blocked mid-read makes urllib3 drop that connection, not pool it.
-            self._reader.kill()
+            # A read cut off mid-body makes urllib3 drop that connection, not pool it.
             self.response.close()
 
     def _drain(self) -> None:
         read = 0
-        with gevent.Timeout(DRAIN_TIMEOUT, False):
-            while not self._ended and read <= DRAIN_BUDGET:
-                item = self._queue.get()
-                if item is _END or isinstance(item, Exception):
-                    self._ended = True
-                else:
-                    read += len(item)
+        with gevent.Timeout(DRAIN_TIMEOUT, False), contextlib.suppress(UpstreamError):
+            while read <= DRAIN_BUDGET and (data := self._next_read()) is not None:
+                read += len(data)
 
-    def _pump(self) -> None:
+    def _readable(self) -> bool:
+        """Whether a read will find bytes at once: buffered already, or arriving before the
+        keep-alive interval is over (False then). Raises UpstreamTimeout once Gemini has sent
+        nothing for the read timeout."""
+        sock = self._socket()
+        if sock is None or self._buffered(sock):
+            return True
+        silent_until = self._last_read + self._wait
+        wait = silent_until - time.monotonic()
+        if self.keepalive is not None:
+            wait = min(wait, self.keepalive)
         try:
-            for data in self._read():
-                self._queue.put(data)
-            self._queue.put(_END)
-        except Exception as failure:  # noqa: BLE001 - handed to the consumer, who raises it
-            self._queue.put(failure)
+            wait_read(sock.fileno(), max(wait, 0.0))
+        except TimeoutError:
+            if time.monotonic() >= silent_until:
+                raise UpstreamTimeout(self._wait) from None
+            return False
+        return True
 
-    def _read(self) -> Iterator[bytes]:
-        raw = self.response.raw
+    def _socket(self) -> Any:
+        """The connection's socket while the body is being read; None once urllib3 let it go
+        (the body is complete) or for a body that is not read from a socket."""
+        connection = self.response.raw.connection
+        return None if connection is None else connection.sock
+
+    def _buffered(self, sock: Any) -> bool:
+        """Whether bytes wait in http.client's buffered reader, or in TLS's, or on the socket.
+
+        Checked before waiting for the socket: a read may have taken several events off it at
+        once, and those would otherwise sit buffered until the next arrival or keep-alive.
+        A peek with the socket's timeout at zero takes what is there without waiting.
+        """
+        reader = getattr(self.response.raw._fp, "fp", None)
+        if reader is None:
+            return True  # closed: the next read says how the body ended
+        timeout = sock.gettimeout()
+        sock.settimeout(0)
         try:
-            for data in self._raw_reads(raw):
-                if self._wait < self.timeout:
-                    self._set_read_timeout(self.timeout)
-                yield data
+            return bool(reader.peek(1))
+        except ssl.SSLWantReadError:  # TLS's "nothing yet"; plain sockets answer b""
+            return False
+        except OSError:
+            return True  # the read reports the failure as the stream breaking off
+        finally:
+            sock.settimeout(timeout)
+
+    def _next_read(self) -> bytes | None:
+        """The next read of the body, None at its end; raises UpstreamError if it breaks."""
+        try:
+            data = next(self._reads, None)
         except (requests.ConnectionError, ReadTimeoutError) as error:
             # iter_content wraps a read timeout as ConnectionError(ReadTimeoutError); read1 raises
             # ReadTimeoutError itself.
@@ -247,6 +274,11 @@ class UpstreamStream:
             raise UpstreamUnreachable(BROKE_OFF) from None
         except (requests.RequestException, HTTPError, OSError):
             raise UpstreamUnreachable(BROKE_OFF) from None
+        if data is not None:
+            self._last_read = time.monotonic()
+            if self._wait < self.timeout:
+                self._set_read_timeout(self.timeout)
+        return data
 
     def _raw_reads(self, raw: Any) -> Iterator[bytes]:
         if raw.chunked:
@@ -261,9 +293,9 @@ class UpstreamStream:
 
     def _set_read_timeout(self, seconds: float) -> None:
         # urllib3 set the socket's timeout when the request was sent; body reads use it too.
-        connection = self.response.raw.connection
-        if connection is not None and connection.sock is not None:
-            connection.sock.settimeout(seconds)
+        sock = self._socket()
+        if sock is not None:
+            sock.settimeout(seconds)
         self._wait = seconds
 
 

@@ -1,11 +1,12 @@
 """`make bench`: what the proxy costs, on loopback against the project's simulator.
 
-Usage: python -m tests.bench [--quick]   (writes BENCHMARKS.md and prints the same table)
+Usage: python -m tests.bench [--quick] [--only 1 3]   (writes BENCHMARKS.md, prints the tables)
 
-Not a test: numbers, no assertions. Sections (see issue 5): cost and throughput against the
-simulator-direct baseline, saturation, 5,000 concurrent streams, chunk delay, and the floors: nginx
-as a pass-through, and the fixed stack (gunicorn, Flask, requests) relaying bytes without any of
-the proxy's work (tests/floor_app.py). Every load comes from an asyncio client (aiohttp) in this
+Not a test: numbers, no assertions. Sections (see issues 5 and 15): cost and throughput against
+the simulator-direct baseline, saturation (overload), 5,000 concurrent streams opened in bursts
+(scale the machine can carry), chunk delay, and the floors: nginx as a pass-through, and the fixed
+stack (gunicorn, Flask, requests) relaying bytes without any of the proxy's work
+(tests/floor_app.py). Every load comes from an asyncio client (aiohttp) in this
 process; a server's CPU is read from /proc for its master and workers before and after.
 """
 
@@ -54,6 +55,13 @@ PROFILE_HEADING = "## Profile"
 DELAY_EVENTS = 40
 DELAY_RAMP = 2.0
 RSS_SAMPLE_SECONDS = 0.25
+# Section 3: a load these 2 cores can carry (5,000 events/s across the streams), its connections
+# opened as a busy front end opens them, BURST at once every BURST_INTERVAL seconds.
+SCALE_EVENTS = 20
+SCALE_DELAY = 1.0
+BURST = 100
+BURST_INTERVAL = 0.05
+SECTIONS = range(1, 6)
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=600)
 
 
@@ -62,10 +70,16 @@ class Stream:
     """One request as the client saw it."""
 
     ok: bool = False
+    # No answer at all: the connection was refused or reset before a response header came.
+    refused: bool = False
     first_byte: float | None = None
     first_chunk: float | None = None
     # (receive time, the bytes) of every read, when asked for.
     reads: list[tuple[float, bytes]] = field(default_factory=list)
+
+
+# (received, sent) times of what a stream carried: the proxy's chunks or Gemini's own events.
+Stamps = Callable[[Stream], Iterator[tuple[float, float]]]
 
 
 # -- Measuring -----------------------------------------------------------------------------------
@@ -121,9 +135,10 @@ async def one(
     Reads are only noted while they arrive and parsed after, so the client's own work does not
     delay the next read it times.
     """
-    result, started = Stream(), time.perf_counter()
+    result, started, answered = Stream(), time.perf_counter(), False
     try:
         async with session.post(url, data=PROMPT, headers=headers) as response:
+            answered = True
             OpenStreams.now += 1
             OpenStreams.most = max(OpenStreams.most, OpenStreams.now)
             try:
@@ -131,8 +146,9 @@ async def one(
             finally:
                 OpenStreams.now -= 1
             result.ok = response.status == 200
-    except (aiohttp.ClientError, TimeoutError):
+    except (aiohttp.ClientError, TimeoutError) as error:
         result.ok = False
+        result.refused = not answered and isinstance(error, aiohttp.ClientConnectionError)
     return result
 
 
@@ -185,15 +201,16 @@ async def load(
     concurrency: int,
     keep_reads: bool = False,
     ramp: float = 0.0,
+    burst: int = 1,
 ) -> tuple[list[Stream], float]:
-    """`count` streams, `concurrency` at a time, their starts spread over `ramp` seconds;
-    return them and the wall time taken."""
+    """`count` streams, `concurrency` at a time, their starts spread over `ramp` seconds in
+    groups of `burst` started together; return them and the wall time taken."""
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=CLIENT_TIMEOUT) as session:
 
         async def gated(index: int) -> Stream:
-            await asyncio.sleep(ramp * index / count)
+            await asyncio.sleep(ramp * (index - index % burst) / count)
             async with gate:
                 return await one(session, url, headers, keep_reads)
 
@@ -298,6 +315,8 @@ class Scale:
     """What one run of many concurrent long streams showed."""
 
     complete: int
+    # Connections refused or reset before any answer: the listen backlog overflowing.
+    refused: int
     wall: float
     idle_rss: int
     peak_rss: int
@@ -305,6 +324,8 @@ class Scale:
     # The most streams open at once: RSS per stream is the growth over these, not over all
     # streams, since a busy proxy may finish the first streams before it has opened the last.
     most_open: int
+    # Seconds from the simulator sending an event to the client receiving what carries it.
+    delays: list[float]
 
     @property
     def rss_per_stream(self) -> float:
@@ -312,9 +333,10 @@ class Scale:
         return (self.peak_rss - self.idle_rss) / max(self.most_open, 1)
 
 
-def scale_run(streams: int, events: int, delay: float, app: str = "wsgi:app") -> Scale:
-    """`streams` concurrent streams of `events` events `delay` apart through `app` (2 workers)."""
-    sim = Simulator("--events", str(events), "--delay", str(delay))
+def scale_run(streams: int, app: str, stamps: Stamps) -> Scale:
+    """`streams` concurrent streams of SCALE_EVENTS events SCALE_DELAY apart through `app`
+    (2 workers), opened BURST at a time; `stamps` reads the delays of one stream."""
+    sim = Simulator("--events", str(SCALE_EVENTS), "--delay", str(SCALE_DELAY), "--stamp")
     proxy, pids = proxy_for(sim, app)
     try:
         idle = rss_bytes(pids)
@@ -330,27 +352,41 @@ def scale_run(streams: int, events: int, delay: float, app: str = "wsgi:app") ->
         sampler.start()
         before = cpu_seconds(pids)
         OpenStreams.reset()
-        results, wall = run_load(f"{proxy.url}/generate", AUTH, streams, streams)
+        ramp = streams / BURST * BURST_INTERVAL
+        results, wall = run_load(f"{proxy.url}/generate", AUTH, streams, streams, True, ramp, BURST)
         used = cpu_seconds(pids) - before
         stop.set()
         sampler.join()
     finally:
         proxy.stop()
         sim.stop()
-    return Scale(sum(r.ok for r in results), wall, idle, max(peak), used, OpenStreams.most)
+    return Scale(
+        complete=sum(r.ok for r in results),
+        refused=sum(r.refused for r in results),
+        wall=wall,
+        idle_rss=idle,
+        peak_rss=max(peak),
+        cpu=used,
+        most_open=OpenStreams.most,
+        delays=delays_of(results, stamps),
+    )
 
 
-def scale(streams: int, events: int, delay: float) -> list[str]:
-    """Section 3: many concurrent long streams on 2 workers; completions and memory."""
-    run = scale_run(streams, events, delay)
+def scale(streams: int) -> list[str]:
+    """Section 3: many concurrent long streams opened in bursts on 2 workers; completions,
+    connections refused, memory and delay."""
+    run = scale_run(streams, "wsgi:app", chunk_stamps)
     return [
         table_row(f"{streams} concurrent streams: complete", [run.complete]),
+        table_row("connections refused or reset before an answer", [run.refused]),
+        table_row("streams failed after an answer", [streams - run.complete - run.refused]),
         table_row("wall time (s)", [run.wall]),
         table_row("proxy RSS idle (MB)", [run.idle_rss / 1e6]),
         table_row("proxy RSS peak (MB)", [run.peak_rss / 1e6]),
         table_row("streams open at once, at most", [run.most_open]),
         table_row("RSS per stream open at once (KB)", [run.rss_per_stream / 1e3]),
         table_row("proxy CPU per stream (ms)", [run.cpu / streams * 1000]),
+        *delay_rows("chunk delay", streams, run.delays),
     ]
 
 
@@ -373,19 +409,27 @@ def stamp_delays(
     url: str,
     headers: dict[str, str],
     streams: int,
-    stamps: Callable[[Stream], Iterator[tuple[float, float]]],
+    stamps: Stamps,
 ) -> list[float]:
     """Seconds from the simulator stamping an event to the client receiving what carries it,
     over REPEATS loads of `streams` concurrent streams started over DELAY_RAMP."""
     delays: list[float] = []
     for _ in range(REPEATS):
         results, _ = run_load(url, headers, streams, streams, keep_reads=True, ramp=DELAY_RAMP)
-        # perf_counter and time.time differ by a constant within this process.
-        offset = time.perf_counter() - time.time()
-        for result in results:
-            if result.ok:
-                delays.extend(received - offset - sent for received, sent in stamps(result))
+        delays += delays_of(results, stamps)
     return delays
+
+
+def delays_of(results: list[Stream], stamps: Stamps) -> list[float]:
+    """Seconds from each stamp's sending to its receipt, over the complete streams."""
+    # perf_counter and time.time differ by a constant within this process.
+    offset = time.perf_counter() - time.time()
+    return [
+        received - offset - sent
+        for result in results
+        if result.ok
+        for received, sent in stamps(result)
+    ]
 
 
 def chunk_stamps(stream: Stream) -> Iterator[tuple[float, float]]:
@@ -427,13 +471,16 @@ def floors(streams: int, concurrency: int, scale_streams: int, delay_streams: in
         floor.stop()
         sim.stop()
     rows.append(table_row("bare stack: CPU per stream, load as in 1 (ms)", used))
-    run = scale_run(scale_streams, 60, 0.1, FLOOR_APP)
-    rows.append(
+    run = scale_run(scale_streams, FLOOR_APP, event_stamps)
+    rows += [
         table_row(
             f"bare stack: RSS per stream at {run.most_open} streams open at once (KB)",
             [run.rss_per_stream / 1e3],
-        )
-    )
+        ),
+        table_row("bare stack: CPU per stream, load as in 3 (ms)", [run.cpu / scale_streams * 1e3]),
+        table_row("bare stack: streams complete, load as in 3", [run.complete]),
+        *delay_rows("bare stack: event delay, load as in 3,", scale_streams, run.delays),
+    ]
     sim = Simulator("--events", str(DELAY_EVENTS), "--delay", "0.1", "--stamp")
     floor, _ = proxy_for(sim, FLOOR_APP)
     try:
@@ -513,6 +560,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller loads, for a quick look")
     parser.add_argument("--output", default=str(REPO_ROOT / "BENCHMARKS.md"))
+    parser.add_argument(
+        "--only",
+        type=int,
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        metavar="N",
+        help="run only these sections (1 to 5), e.g. --only 1 3 --output /tmp/b.md",
+    )
     args = parser.parse_args(argv)
     # 5,000 streams need as many client sockets; the soft limit is often 1024.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -524,8 +580,9 @@ def main(argv: list[str] | None = None) -> None:
          lambda: cost(600, 50, 10, 0.05)),
         ("2. Saturation: 20-event streams, no delay, 100 concurrent",
          lambda: cost(600, 100, 20, 0.0)),
-        (f"3. Scale: {scale_streams} concurrent streams of 60 events 100 ms apart, 2 workers",
-         lambda: scale(scale_streams, 60, 0.1)),
+        (f"3. Scale: {scale_streams} concurrent streams of {SCALE_EVENTS} events"
+         f" {SCALE_DELAY:g} s apart, opened {BURST} every {BURST_INTERVAL * 1000:g} ms, 2 workers",
+         lambda: scale(scale_streams)),
         (f"4. Chunk delay: {delay_streams} concurrent streams, 40 events 100 ms apart, over 2 s",
          lambda: chunk_delay(delay_streams)),
         ("5. Floors: nginx as a pass-through, the bare stack (tests/floor_app.py), the rig itself",
@@ -538,7 +595,9 @@ def main(argv: list[str] | None = None) -> None:
         " with their range; loopback only, the simulator and the client on the same 2 cores.",
         "",
     ]
-    for title, measure in parts:
+    for number, (title, measure) in enumerate(parts, 1):
+        if number not in args.only:
+            continue
         print(f"running: {title}", file=sys.stderr, flush=True)
         report.append(section(title, measure()))
     text = "\n".join(report)

@@ -8,6 +8,9 @@ Usage::
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+
+from app.sse import SSEDecoder
 
 
 def sse(*events: dict) -> list[bytes]:
@@ -21,3 +24,10 @@ def text_event(text: str, total: int, finish: str | None = None) -> dict:
     if finish:
         candidate["finishReason"] = finish
     return {"candidates": [candidate], "usageMetadata": {"totalTokenCount": total}}
+
+
+def sse_payloads(reads: Iterable[bytes]) -> list[str]:
+    """The data of every event in `reads`, fed to app.sse's decoder read by read, as the relay
+    feeds it, and the decoder closed after the last."""
+    decoder = SSEDecoder()
+    return [data for read in reads for data in decoder.feed(read)] + decoder.close()

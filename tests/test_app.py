@@ -79,6 +79,42 @@ def test_gunicorn_reads_port_workers_and_connections_from_the_environment(
     assert (conf["bind"], conf["workers"], conf["worker_connections"]) == (["0.0.0.0:4321"], 3, 77)
 
 
+def test_the_listen_backlog_follows_the_connections_the_workers_hold(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """backlog is workers x worker_connections, so a burst the workers can hold is queued."""
+    conf = load_gunicorn_conf(monkeypatch, tmp_path, WEB_CONCURRENCY="3", WORKER_CONNECTIONS="77")
+    assert conf["backlog"] == min(3 * 77, conf["somaxconn"]())
+
+
+@pytest.mark.parametrize(
+    ("workers", "connections", "somaxconn", "backlog"),
+    [(2, 100, 4096, 200), (2, 4096, 4096, 4096), (4, 4096, 65535, 16384), (1, 5000, 128, 128)],
+)
+def test_the_listen_backlog_is_capped_by_the_kernels_somaxconn(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    workers: int,
+    connections: int,
+    somaxconn: int,
+    backlog: int,
+) -> None:
+    """The kernel silently cuts a listen() backlog to net.core.somaxconn; the setting says so."""
+    conf = load_gunicorn_conf(monkeypatch, tmp_path)
+    assert conf["listen_backlog"](workers, connections, somaxconn) == backlog
+
+
+def test_somaxconn_is_read_from_the_kernel_or_taken_as_its_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """/proc/sys/net/core/somaxconn when readable; Linux's default (4096) when not."""
+    conf = load_gunicorn_conf(monkeypatch, tmp_path)
+    kernel = Path("/proc/sys/net/core/somaxconn")
+    if kernel.exists():
+        assert conf["somaxconn"]() == int(kernel.read_text())
+    assert conf["somaxconn"](str(tmp_path / "absent")) == conf["DEFAULT_SOMAXCONN"] == 4096
+
+
 def test_the_access_log_never_prints_the_query_string(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

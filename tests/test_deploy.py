@@ -373,7 +373,8 @@ def seconds(duration: str) -> float:
 
 def test_compose_wires_the_proxy_nginx_and_prometheus_as_described() -> None:
     """Three services; keys from .env; drains on down; read-only proxy with a tmpfs for metrics;
-    healthchecks; only nginx public; Prometheus and nginx aimed at the proxy's service and port."""
+    healthchecks; only nginx public; Prometheus and nginx aimed at the proxy's service and port;
+    net.core.somaxconn raised to the workers' room, so the listen backlog is not cut."""
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
     assert set(services) == {"proxy", "nginx", "prometheus"}
@@ -398,6 +399,10 @@ def test_compose_wires_the_proxy_nginx_and_prometheus_as_described() -> None:
     metrics_dir = proxy["environment"]["PROMETHEUS_MULTIPROC_DIR"]
     assert any(metrics_dir.startswith(mount.split(":")[0]) for mount in proxy["tmpfs"])
     assert "ports" not in proxy, "the proxy (and its /metrics) must not be published"
+    # The kernel's cap on the listen backlog holds what .env.example's workers can hold.
+    env = dict(re.findall(r"^(\w+)=(.*)$", (DEPLOY / ".env.example").read_text(), re.MULTILINE))
+    room = int(env["WEB_CONCURRENCY"]) * settings["worker_connections"]
+    assert proxy["sysctls"]["net.core.somaxconn"] >= room
     for service in (proxy, nginx, prometheus):
         assert service["healthcheck"]["test"][0] == "CMD"
     assert "/health" in " ".join(proxy["healthcheck"]["test"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.sse import iter_events
 from tests.chunk_rules import answer_text, check_rule
+from tests.events import sse_payloads
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "gemini-recordings"
 SSE_FILES = sorted(RECORDINGS.glob("*.sse")) if RECORDINGS.is_dir() else []
@@ -21,7 +21,7 @@ needs_recordings = pytest.mark.skipif(
 
 
 def events_of(path: Path) -> list[dict]:
-    return [json.loads(data) for data in iter_events([path.read_bytes()])]
+    return [json.loads(data) for data in sse_payloads([path.read_bytes()])]
 
 
 @needs_recordings
@@ -35,9 +35,9 @@ def test_the_recordings_folder_holds_streams() -> None:
 def test_recorded_streams_parse_the_same_whole_and_byte_by_byte(path: Path) -> None:
     """Every recorded stream splits into the same events however its bytes arrive."""
     raw = path.read_bytes()
-    whole = list(iter_events([raw]))
+    whole = sse_payloads([raw])
     assert whole, "a recording with no events"
-    assert list(iter_events(raw[i : i + 1] for i in range(len(raw)))) == whole
+    assert sse_payloads(raw[i : i + 1] for i in range(len(raw))) == whole
 
 
 @needs_recordings

@@ -39,6 +39,24 @@ def test_non_ascii_text_is_written_as_utf8_not_escaped() -> None:
     assert "café ☕".encode() in b"".join(pieces)
 
 
+def test_a_silence_inside_an_event_is_a_keepalive_and_the_event_still_decodes() -> None:
+    """A None (Gemini silent for the keep-alive interval) between two reads of one event sends
+    a keep-alive; the event, completed by the next read, decodes whole."""
+    (event,) = sse(text_event("half and half", 3, "STOP"))
+    half = len(event) // 2
+    pieces, _ = run([event[:half], None, event[half:]])
+    assert pieces[0] == b" "
+    assert [element["content"] for element in json.loads(b"".join(pieces))] == ["half and half"]
+
+
+def test_an_event_the_stream_ends_without_a_blank_line_after_still_counts() -> None:
+    """Gemini's last event without its CRLF CRLF is still read when the stream ends."""
+    (event,) = sse(text_event("end", 3, "STOP"))
+    pieces, record = run([event.removesuffix(b"\r\n\r\n")])
+    assert [element["content"] for element in json.loads(b"".join(pieces))] == ["end"]
+    assert record.outcome == "complete"
+
+
 @pytest.mark.parametrize(
     ("tail", "status"),
     [

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.sse import BOM, SSEDecoder, SSEError, iter_events
+from app.sse import BOM, SSEDecoder, SSEError
+from tests.events import sse_payloads
 
 EVENTS = ['{"text": "naïve café ☕ 🚀"}', '{"n": 2}', '{"text": "日本語"}']
 
@@ -20,7 +21,7 @@ def framed(separator: str) -> bytes:
 
 def feed_split(body: bytes, cut: int) -> list[str]:
     """Decode the body delivered as two reads cut at `cut`."""
-    return list(iter_events([body[:cut], body[cut:]]))
+    return sse_payloads([body[:cut], body[cut:]])
 
 
 @pytest.mark.parametrize("separator", ["\r\n\r\n", "\n\n", "\r\n\n", "\n\r\n"])
@@ -45,12 +46,12 @@ def test_a_multibyte_character_split_between_reads_is_decoded_whole() -> None:
     """The 4 bytes of an emoji across two reads decode as one character."""
     body = 'data: {"t": "🚀"}\r\n\r\n'.encode()
     rocket = body.index("🚀".encode())
-    assert list(iter_events([body[: rocket + 2], body[rocket + 2 :]])) == ['{"t": "🚀"}']
+    assert sse_payloads([body[: rocket + 2], body[rocket + 2 :]]) == ['{"t": "🚀"}']
 
 
 def test_a_last_event_without_a_blank_line_is_still_delivered() -> None:
     """A stream that ends right after its last data line loses nothing."""
-    assert list(iter_events([b'data: {"a": 1}\r\n\r\ndata: {"b": 2}'])) == ['{"a": 1}', '{"b": 2}']
+    assert sse_payloads([b'data: {"a": 1}\r\n\r\ndata: {"b": 2}']) == ['{"a": 1}', '{"b": 2}']
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_a_last_event_without_a_blank_line_is_still_delivered() -> None:
 def test_only_data_fields_are_payload(body: bytes, expected: list[str]) -> None:
     """Comments and non-data fields carry no payload; multi-line data is joined with LF; a bare
     JSON object (Gemini ending a broken stream with its error body) is passed on whole."""
-    assert list(iter_events([body])) == expected
+    assert sse_payloads([body]) == expected
 
 
 def test_a_byte_order_mark_at_the_start_is_skipped_wherever_the_reads_split_it() -> None:
@@ -84,13 +85,7 @@ def test_a_byte_order_mark_at_the_start_is_skipped_wherever_the_reads_split_it()
 def test_invalid_utf8_in_an_event_is_an_error() -> None:
     """Bytes that are not UTF-8 raise SSEError instead of passing garbage on."""
     with pytest.raises(SSEError):
-        list(iter_events([b"data: \xff\xfe\r\n\r\n"]))
-
-
-def test_silence_marks_pass_through_in_order() -> None:
-    """A None among the reads (the reader saw silence) comes out as None where it fell."""
-    reads = [b"data: 1\r\n", None, b"\r\ndata: 2\r\n\r\n", None]
-    assert list(iter_events(reads)) == [None, "1", "2", None]
+        sse_payloads([b"data: \xff\xfe\r\n\r\n"])
 
 
 # The events of a whole body as the SSE spec and app.sse's docstrings state them, written plainly
@@ -122,4 +117,4 @@ def test_any_body_read_in_any_pieces_gives_the_events_the_spec_gives(
     those of the whole body read by the spec."""
     bounds = sorted({0, len(body), *(min(cut, len(body)) for cut in cuts)})
     reads = [body[start:end] for start, end in itertools.pairwise(bounds)]
-    assert list(iter_events(reads)) == reference_events(body)
+    assert sse_payloads(reads) == reference_events(body)

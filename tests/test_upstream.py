@@ -226,10 +226,57 @@ def test_an_unchunked_stream_that_stalls_times_out_as_504(held_back) -> None:
     stream.close()
 
 
+def http_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def test_events_that_arrive_together_are_read_without_waiting_for_more(held_back) -> None:
+    """Two HTTP chunks taken off the socket in one read: the second is not held back in the
+    buffer (for a keep-alive's None) until Gemini sends something more."""
+    server = held_back(CHUNKED_HEAD + http_chunk(EVENT_1) + http_chunk(EVENT_2), b"0\r\n\r\n")
+    stream = GeminiClient(server.url, timeout=30, pool_size=1, keepalive=0.05).open_stream(
+        "m", BODY, KEY
+    )
+    reads = stream.iter_bytes()
+    assert [next(reads), next(reads)] == [EVENT_1, EVENT_2]
+    stream.close()
+
+
+def test_a_silence_yields_none_for_a_keepalive_and_the_stream_goes_on(held_back) -> None:
+    """While Gemini is silent, iter_bytes yields None at each keep-alive interval; then the
+    bytes that come after."""
+    server = held_back(CHUNKED_HEAD + http_chunk(EVENT_1), http_chunk(EVENT_2) + b"0\r\n\r\n")
+    stream = GeminiClient(server.url, timeout=30, pool_size=1, keepalive=0.05).open_stream(
+        "m", BODY, KEY
+    )
+    reads = stream.iter_bytes()
+    assert [next(reads), next(reads), next(reads)] == [EVENT_1, None, None]
+    server.release.set()
+    assert b"".join(data for data in reads if data is not None) == EVENT_2
+    stream.close()
+
+
+def test_a_chunked_stream_silent_past_the_timeout_is_a_504_after_its_keepalives(
+    held_back,
+) -> None:
+    """Keep-alives go on during a silence, but a silence of the full timeout is UpstreamTimeout."""
+    server = held_back(CHUNKED_HEAD + http_chunk(EVENT_1), http_chunk(EVENT_2))
+    stream = GeminiClient(server.url, timeout=0.5, pool_size=1, keepalive=0.1).open_stream(
+        "m", BODY, KEY
+    )
+    reads = stream.iter_bytes()
+    assert next(reads) == EVENT_1
+    silences = 0
+    with pytest.raises(UpstreamTimeout):
+        while next(reads) is None:
+            silences += 1
+    assert silences >= 2
+    stream.close()
+
+
 def test_closing_a_finished_stream_does_not_wait_for_a_slow_tail(held_back) -> None:
     """Reading the tail for reuse is bounded: close returns while the upstream still holds it."""
-    chunk = b"%x\r\n%s\r\n" % (len(EVENT_1), EVENT_1)
-    server = held_back(CHUNKED_HEAD + chunk, b"0\r\n\r\n")
+    server = held_back(CHUNKED_HEAD + http_chunk(EVENT_1), b"0\r\n\r\n")
     stream = GeminiClient(server.url, timeout=30, pool_size=1).open_stream("m", BODY, KEY)
     assert next(stream.iter_bytes()) == EVENT_1
     stream.close(reuse=True)
