@@ -38,7 +38,7 @@ def create_app(config: Config | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(native.bp)
-    metrics.watch_keys(pool)
+    metrics.watch_keys(pool, config.model_id)
     LOGGER.info(
         "worker ready",
         extra={

@@ -8,7 +8,8 @@ Usage::
     verdict.model     # "gemini-2.5-pro": the model the quota is for, when Gemini names it
 
 Pure logic from Gemini's status and error body (`error.status`, `ErrorInfo.reason`,
-`QuotaFailure.violations[].quotaId` and `.quotaDimensions.model`, `RetryInfo.retryDelay`); no Flask, no sockets.
+`QuotaFailure.violations[].quotaId` and `.quotaDimensions.model`, `RetryInfo.retryDelay`); no Flask,
+no sockets.
 """
 
 from __future__ import annotations

@@ -79,8 +79,15 @@ IN_FLIGHT = Gauge(
 # view, see app.keys); a dead worker's view is dropped.
 KEY_AVAILABLE = Gauge(
     f"{PREFIX}_key_available",
-    "1 while the key is usable (by at least one worker), 0 while it cools down or is disabled.",
+    "1 while the key is usable for MODEL_ID (by at least one worker), 0 while it is out for it.",
     ["key"],
+    multiprocess_mode="livemax",
+)
+# livemax again: out (1) while any live worker has it out for that model; model "*" is every model.
+KEY_OUT = Gauge(
+    f"{PREFIX}_key_out",
+    "1 while the key is out of rotation for the model (* for every model), 0 once it is back.",
+    ["key", "model", "state"],
     multiprocess_mode="livemax",
 )
 KEY_COOLDOWNS = Counter(
@@ -103,13 +110,25 @@ for _outcome in OUTCOMES:
     STREAM_OUTCOMES.labels(outcome=_outcome)
 
 
-def publish_keys(pool: KeyPool) -> None:
-    """Set each key's availability gauge from this worker's view."""
+# The (key, model, state) labels this worker set to 1: set back to 0 when the penalty ends.
+_published_out: set[tuple[str, str, str]] = set()
+
+
+def publish_keys(pool: KeyPool, model: str) -> None:
+    """Set each key's gauges from this worker's view: usable for `model` (MODEL_ID), and what it
+    is out for."""
     for key in pool.keys:
-        KEY_AVAILABLE.labels(key=key.id).set(1 if pool.state(key) == "available" else 0)
+        KEY_AVAILABLE.labels(key=key.id).set(1 if pool.state(key, model) == "available" else 0)
+    out = {(outage.key, outage.model, outage.state) for outage in pool.outages()}
+    for labels in _published_out - out:
+        KEY_OUT.labels(*labels).set(0)
+    for labels in out:
+        KEY_OUT.labels(*labels).set(1)
+    _published_out.clear()
+    _published_out.update(out)
 
 
-def watch_keys(pool: KeyPool) -> gevent.Greenlet:
+def watch_keys(pool: KeyPool, model: str) -> gevent.Greenlet:
     """Republish the key gauges every KEY_REFRESH_SECONDS in a background greenlet.
 
     A cooldown ends with the passing of time, not with an event: without this, an idle
@@ -120,7 +139,7 @@ def watch_keys(pool: KeyPool) -> gevent.Greenlet:
 
     def refresh() -> None:
         while (current := pool_ref()) is not None:
-            publish_keys(current)
+            publish_keys(current, model)
             del current
             gevent.sleep(KEY_REFRESH_SECONDS)
 

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from app.classify import UPSTREAM_FAULT, Verdict
-from app.keys import PROBE_WAIT, Key, KeyPool
+from app.keys import EVERY_MODEL, PROBE_WAIT, Key, KeyPool, Outage
 
 SECRETS = ["secret-a", "secret-b", "secret-c"]
 QUOTA_30S = Verdict("quota", 30.0)
@@ -197,3 +197,100 @@ def test_a_probe_meeting_geminis_own_fault_leaves_the_key_disabled(clock: Clock)
     clock.now += 2
     assert pool.acquire() is key  # the next probe
     assert pool.acquire() is None
+
+
+# --- Cooldowns by model --------------------------------------------------------------------------
+
+PRO, FLASH = "gemini-2.5-pro", "gemini-2.5-flash"
+
+
+@pytest.mark.parametrize(
+    ("verdict", "request_model"),
+    [(Verdict("quota", 30.0, PRO), FLASH), (Verdict("quota", 30.0), PRO),
+     (Verdict("daily_quota", 3600.0, PRO), None)],
+    ids=["model-named-by-gemini", "request-model", "daily-quota"],
+)  # fmt: skip
+def test_a_quota_benches_the_key_for_its_model_only(
+    clock: Clock, verdict: Verdict, request_model: str | None
+) -> None:
+    """Gemini's quotas are per model: out for pro, the key still serves flash."""
+    pool = pool_of(clock)
+    k1 = pool.keys[0]
+    pool.penalise(k1, verdict, request_model)
+    assert "k1" not in {pool.acquire(model=PRO).id for _ in range(6)}
+    assert "k1" in {pool.acquire(model=FLASH).id for _ in range(3)}
+    assert (pool.state(k1, PRO), pool.state(k1, FLASH)) == ("cooling", "available")
+    assert pool.counts(PRO)["available"] == 2 and pool.counts(FLASH)["available"] == 3
+
+
+@pytest.mark.parametrize(
+    ("verdict", "state"),
+    [(INVALID, "disabled"), (Verdict("forbidden", None), "disabled"), (UPSTREAM_FAULT, "cooling")],
+    ids=["invalid", "forbidden", "geminis-fault"],
+)
+def test_a_refused_key_or_geminis_fault_is_out_for_every_model(
+    clock: Clock, verdict: Verdict, state: str
+) -> None:
+    """Only quotas are per model: a refusal or a 5xx takes the key out whatever the model."""
+    pool = pool_of(clock)
+    k1 = pool.keys[0]
+    pool.penalise(k1, verdict, PRO)
+    for model in (PRO, FLASH, None):
+        assert pool.state(k1, model) == state
+        assert "k1" not in {pool.acquire(model=model).id for _ in range(6)}
+
+
+def test_a_long_quota_for_a_model_is_not_shortened_by_a_later_short_one(clock: Clock) -> None:
+    """Out for the day for pro: a per-minute 429 on pro later leaves it out for the day."""
+    pool = pool_of(clock)
+    k1 = pool.keys[0]
+    assert pool.penalise(k1, Verdict("daily_quota", 20 * 3600.0, PRO)) == 20 * 3600.0
+    assert pool.penalise(k1, Verdict("quota", 30.0, PRO)) is None
+    clock.now += 60
+    assert pool.state(k1, PRO) == "cooling"
+
+
+def test_a_shortage_for_a_model_counts_that_models_penalties_only(clock: Clock) -> None:
+    """Every key out for pro: pro's requests get quota and its wait; flash has keys."""
+    pool = pool_of(clock)
+    for key, seconds in zip(pool.keys, (30.0, 10.0, 20.0), strict=True):
+        pool.penalise(key, Verdict("quota", seconds, PRO))
+    assert pool.acquire(model=PRO) is None
+    assert pool.shortage(PRO) == ("quota", 10.0)
+    assert pool.acquire(model=FLASH) is not None
+
+
+def test_a_key_out_for_its_model_and_for_every_model_is_back_when_both_end(clock: Clock) -> None:
+    """The wait a shortage reports is the later of the key's penalties in force."""
+    pool = pool_of(clock, ["only-key"])
+    (key,) = pool.keys
+    pool.penalise(key, Verdict("quota", 30.0, PRO))
+    pool.penalise(key, UPSTREAM_FAULT)
+    assert pool.shortage(PRO) == ("quota", 30.0)
+    assert pool.shortage(FLASH) == ("upstream_error", 2.0)
+
+
+def test_a_probe_meeting_a_quota_leaves_the_key_disabled_for_every_model(clock: Clock) -> None:
+    """A probe's verdict is about the key: a 429 on it does not turn a refusal into a quota."""
+    pool, key = probing(clock)
+    assert pool.reach(key, Verdict("quota", 30.0, PRO)) is None
+    pool.penalise(key, Verdict("quota", 30.0, PRO), PRO)
+    assert pool.state(key, FLASH) == "disabled"
+
+
+def test_outages_say_what_is_out_for_which_model_by_key_id(clock: Clock) -> None:
+    """/health's list: key id, model (* for every model), state, reason, seconds left."""
+    pool = pool_of(clock)
+    k1, k2, _ = pool.keys
+    pool.penalise(k2, INVALID)
+    pool.penalise(k1, Verdict("quota", 30.0, PRO))
+    pool.penalise(k1, Verdict("quota", 5.0, FLASH))
+    clock.now += 1
+    assert pool.outages() == [
+        Outage("k1", FLASH, "cooling", "quota", 4.0),
+        Outage("k1", PRO, "cooling", "quota", 29.0),
+        Outage("k2", EVERY_MODEL, "disabled", "invalid_key", 3599.0),
+    ]
+    clock.now += 4
+    assert [(o.key, o.model) for o in pool.outages()] == [("k1", PRO), ("k2", EVERY_MODEL)]
+    assert "secret" not in repr(pool.outages())
