@@ -21,9 +21,12 @@ import os
 import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
-from .classify import DISABLING, UPSTREAM_ERROR_COOLDOWN, Kind, Verdict
+from .classify import DISABLING, KINDS, UPSTREAM_ERROR_COOLDOWN, Kind, Verdict
+
+if TYPE_CHECKING:
+    from .shared import SharedKeyState
 
 State = Literal["available", "cooling", "disabled"]
 STATES: tuple[State, ...] = ("available", "cooling", "disabled")
@@ -78,6 +81,7 @@ class KeyPool:
         disable_seconds: float,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedKeyState | None = None,
     ) -> None:
         if not secrets:
             raise ValueError("KeyPool needs at least one key")
@@ -88,6 +92,12 @@ class KeyPool:
         self._clock = clock
         # Only penalties live here: a key with no entry for a scope is fine in it.
         self._health: dict[_Scope, _Health] = {}
+        # With REDIS_URL: penalties go to every worker of every instance, keys named by fingerprint.
+        self._shared = shared
+        self._fingerprints = {
+            key.id: "" if shared is None else shared.fingerprint(key.secret) for key in self.keys
+        }
+        self._ids = {print_: key_id for key_id, print_ in self._fingerprints.items()}
         # Each worker builds its pool after the fork, so the pid differs per worker; seeding the
         # counter with it staggers the workers' starting keys instead of all starting at k1.
         self._counter = itertools.count(os.getpid() if seed is None else seed)
@@ -102,21 +112,34 @@ class KeyPool:
                 continue
             wide = self._health.get((key.id, None))
             if wide is not None and wide.kind in DISABLING:
+                if not self._lease(key):
+                    continue
                 wide.probing = True
             return key
         return None
+
+    def _lease(self, key: Key) -> bool:
+        """Whether this worker may probe `key`: the fleet's one lease, or alone if Redis is out."""
+        if self._shared is None:
+            return True
+        won = self._shared.lease_probe(self._fingerprints[key.id])
+        return won is not False
 
     def succeeded(self, key: Key) -> None:
         """Gemini accepted a call with `key`: a disabled key on probation is back in rotation."""
         wide = self._health.get((key.id, None))
         if wide is not None and wide.probing:
             del self._health[key.id, None]
+            if self._shared is not None:
+                self._shared.forgive(self._fingerprints[key.id])
 
     def release(self, key: Key) -> None:
         """The call with `key` ended with no verdict (the client left): lend it out again."""
         wide = self._health.get((key.id, None))
-        if wide is not None:
+        if wide is not None and wide.probing:
             wide.probing = False
+            if self._shared is not None:
+                self._shared.end_probe(self._fingerprints[key.id])
 
     def penalise(self, key: Key, verdict: Verdict, model: str | None = None) -> float | None:
         """Take `key` out of rotation as `verdict` says; return for how many seconds.
@@ -142,8 +165,57 @@ class KeyPool:
         kind = verdict.kind
         if probing and kind not in DISABLING:
             kind = wide.kind or kind  # type: ignore[union-attr]  # probing implies wide
+        if self._shared is not None:
+            print_ = self._fingerprints[key.id]
+            # Redis keeps whichever deadline ends later, this worker's or another's.
+            in_force = self._shared.penalise(print_, scope[1], kind, seconds, probing)
+            seconds = max(seconds, in_force or 0.0)
+            if probing:
+                self._shared.end_probe(print_)
         self._health[scope] = _Health(now + seconds, kind, seconds)
         return seconds
+
+    def refresh(self) -> None:
+        """Follow Redis' penalties (what the background greenlet runs every second).
+
+        Deadlines only move later here. A disabled key whose time is up and that Redis no
+        longer lists was probed back by another worker: it is back here too. After an outage,
+        this worker's penalties still in force are published first.
+        """
+        if self._shared is None:
+            return
+        penalties = self._shared.penalties()
+        if self._shared.came_back:
+            self._shared.came_back = False
+            self._publish_all()
+            penalties = self._shared.penalties()
+        if penalties is None:
+            return
+        now = self._clock()
+        listed = set()
+        for penalty in penalties:
+            key_id = self._ids.get(penalty.fingerprint)
+            if key_id is None or penalty.kind not in KINDS:
+                continue  # another instance's key, or a kind this version does not know
+            scope = (key_id, penalty.model)
+            listed.add(scope)
+            current = self._health.get(scope)
+            until = now + penalty.seconds
+            if current is None or current.until < until:
+                probing = current is not None and current.probing
+                kind = cast(Kind, penalty.kind)
+                self._health[scope] = _Health(until, kind, penalty.seconds, probing)
+        for scope, health in list(self._health.items()):
+            probed_back = health.kind in DISABLING and not health.probing and health.until <= now
+            if probed_back and scope not in listed:
+                del self._health[scope]
+
+    def _publish_all(self) -> None:
+        now = self._clock()
+        for (key_id, model), health in list(self._health.items()):
+            if health.until > now and health.kind is not None and self._shared is not None:
+                seconds = health.until - now
+                self._shared.penalise(self._fingerprints[key_id], model, health.kind, seconds)
 
     def reach(self, key: Key, verdict: Verdict, model: str | None = None) -> str | None:
         """The model `penalise` benches `key` for after `verdict`; None for every model.

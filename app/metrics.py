@@ -28,9 +28,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .keys import KeyPool
-
 if TYPE_CHECKING:
+    from .keys import KeyPool
     from .logs import RequestRecord
 
 PREFIX = "gemini_proxy"
@@ -94,6 +93,19 @@ KEY_COOLDOWNS = Counter(
     f"{PREFIX}_key_cooldowns",
     "Times a key was taken out of rotation, by key id and reason.",
     ["key", "reason"],
+)
+# livemin: 0 while any live worker finds the backend out. Labelled, so that without REDIS_URL
+# no sample is exported at all rather than a misleading 0.
+SHARED_UP = Gauge(
+    f"{PREFIX}_shared_state_up",
+    "1 while the shared key state answers, 0 while it is out and each worker goes alone.",
+    ["backend"],
+    multiprocess_mode="livemin",
+)
+SHARED_ERRORS = Counter(
+    f"{PREFIX}_shared_state_errors",
+    "Failed calls to the shared key state (REDIS_URL), by error class.",
+    ["error"],
 )
 UPSTREAM_ATTEMPTS = Histogram(
     f"{PREFIX}_upstream_attempts",
