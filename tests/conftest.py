@@ -4,6 +4,7 @@ the simulator process and gunicorn proxies in front of it, on loopback."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -11,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.fakes import EVENT, FakeGemini, app_with
+from tests.redis_server import RedisServer
 from tests.servers import (
     KEYS,
     PASSWORD,
@@ -41,6 +43,14 @@ def app(gemini: FakeGemini) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """A test client of the `app` fixture."""
     return app.test_client()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own, on a Unix socket in its temporary folder."""
+    server = RedisServer.start(tmp_path)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -38,13 +37,6 @@ PoolOf = Callable[..., KeyPool]
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer.start(tmp_path)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["in-process", "redis"])
