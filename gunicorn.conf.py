@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 
 # gunicorn's own logger, which the master loads anyway to build its logger: it imports only the
 # standard library, so it is safe before gevent patches.
@@ -124,7 +125,11 @@ class RedactSecrets(logging.Filter):
         super().__init__()
         keys = re.split(r"[,\n]", _secret("GEMINI_API_KEY_LIST"))
         password = _secret("api_password").rstrip("\r\n")
-        self.secrets = [s for s in (*map(str.strip, keys), password) if s]
+        # REDIS_URL may carry Redis' password (redis://:password@host); the whole URL goes too.
+        redis_url = _secret("REDIS_URL").strip()
+        redis_password = urllib.parse.urlsplit(redis_url).password if redis_url else None
+        secrets = (*map(str.strip, keys), password, redis_url, redis_password)
+        self.secrets = [s for s in secrets if s]
 
     def filter(self, record):
         message = self.clean(record.getMessage())

@@ -15,6 +15,7 @@ from . import errors, logs, metrics, native, openai, proxy, routes
 from .config import Config
 from .keys import KeyPool
 from .logs import LOGGER
+from .shared import SharedKeyState, follow, redis_client
 from .upstream import GeminiClient
 
 # Bodies above this get 413 before they are read; Gemini's own inline-request limit is 20 MB.
@@ -32,20 +33,25 @@ def create_app(config: Config | None = None) -> Flask:
         config.worker_connections,
         keepalive=config.keepalive_seconds,
     )
-    pool = KeyPool(config.api_keys, disable_seconds=config.key_disable_seconds)
+    # Made here, in the worker after the fork: a socket opened in the master would be shared.
+    shared = None if config.redis_url is None else SharedKeyState(redis_client(config.redis_url))
+    pool = KeyPool(config.api_keys, disable_seconds=config.key_disable_seconds, shared=shared)
     proxy.init_app(app, proxy.Proxy(config, pool, client))
     logs.init_app(app)
     errors.init_app(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(native.bp)
     app.register_blueprint(openai.bp)
-    metrics.watch_keys(pool)
+    metrics.watch_keys(pool, config.model_id)
+    if shared is not None:
+        follow(pool.refresh)
     LOGGER.info(
         "worker ready",
         extra={
             "model": config.model_id,
             "keys": len(config.api_keys),
             "chunk_token": config.chunk_token,
+            "key_state": "in-process" if shared is None else "shared",
         },
     )
     if config.password_is_default:

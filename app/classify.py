@@ -5,9 +5,11 @@ Usage::
     verdict = classify(429, gemini_error_body, retry_after_header="30")
     verdict.kind      # "quota"
     verdict.cooldown  # 30.0 seconds (RetryInfo first, then Retry-After, then 60 s)
+    verdict.model     # "gemini-2.5-pro": the model the quota is for, when Gemini names it
 
 Pure logic from Gemini's status and error body (`error.status`, `ErrorInfo.reason`,
-`QuotaFailure.violations[].quotaId`, `RetryInfo.retryDelay`); no Flask, no sockets.
+`QuotaFailure.violations[].quotaId` and `.quotaDimensions.model`, `RetryInfo.retryDelay`); no Flask,
+no sockets.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Verdict:
     kind: Kind
     # Seconds to keep the key out of rotation; None means the pool's KEY_DISABLE_SECONDS.
     cooldown: float | None = 0.0
+    # The model a quota is exhausted for, as Gemini named it; None: the request's model.
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -93,12 +97,15 @@ def classify(
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
     if status == 429 or error.get("status") == "RESOURCE_EXHAUSTED":
-        if any(PER_DAY in quota_id for quota_id in _quota_ids(details)):
-            return Verdict("daily_quota", _until_pacific_midnight(now or datetime.now(UTC)))
+        violations = _violations(details)
+        model = _quota_model(violations)
+        if any(PER_DAY in str(violation.get("quotaId", "")) for violation in violations):
+            when = _until_pacific_midnight(now or datetime.now(UTC))
+            return Verdict("daily_quota", when, model)
         hint = _retry_delay(details)
         if hint is None:
             hint = _retry_after_seconds(retry_after, now or datetime.now(UTC))
-        return Verdict("quota", DEFAULT_QUOTA_COOLDOWN if hint is None else _bounded(hint))
+        return Verdict("quota", DEFAULT_QUOTA_COOLDOWN if hint is None else _bounded(hint), model)
     reasons = _reasons(details)
     if INVALID_KEY_REASON in reasons or status == 401:
         return Verdict("invalid_key", None)
@@ -119,14 +126,27 @@ def _reasons(details: list[dict[str, Any]]) -> set[str]:
     }
 
 
-def _quota_ids(details: list[dict[str, Any]]) -> list[str]:
+def _violations(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        violation["quotaId"]
+        violation
         for detail in details
         if detail.get("@type") == QUOTA_FAILURE and isinstance(detail.get("violations"), list)
         for violation in detail["violations"]
-        if isinstance(violation, dict) and isinstance(violation.get("quotaId"), str)
+        if isinstance(violation, dict)
     ]
+
+
+def _quota_model(violations: list[dict[str, Any]]) -> str | None:
+    """The model the quota belongs to: Gemini's quotas are per project and per model.
+
+    A body carries several violations (per minute and per day at once); they name one model, so
+    the first named one is it.
+    """
+    for violation in violations:
+        dimensions = violation.get("quotaDimensions")
+        if isinstance(dimensions, dict) and isinstance(dimensions.get("model"), str):
+            return dimensions["model"] or None
+    return None
 
 
 def _retry_delay(details: list[dict[str, Any]]) -> float | None:

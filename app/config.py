@@ -15,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 DEFAULT_MODEL_ID = "gemini-2.5-flash"
@@ -31,6 +31,8 @@ DEFAULT_KEY_DISABLE_SECONDS = 3600.0
 DEFAULT_KEEPALIVE_SECONDS = 15.0
 # Spaces more often than this would be traffic, not a keep-alive.
 MIN_KEEPALIVE_SECONDS = 0.1
+# What redis-py's Redis.from_url takes: TCP, TLS, or a Unix socket.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # Twice the default upstream timeout: one attempt may time out and another still have its turn.
 DEFAULT_FAILOVER_DEADLINE = 600.0
 
@@ -79,6 +81,8 @@ class Config:
     key_disable_seconds: float = DEFAULT_KEY_DISABLE_SECONDS
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
     failover_deadline: float = DEFAULT_FAILOVER_DEADLINE
+    # Unset: each worker keeps its own key state; set: every worker of every instance shares it.
+    redis_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.api_keys:
@@ -89,6 +93,9 @@ class Config:
             raise ConfigError("api_password", "must not be empty")
         if not self.api_base.startswith(("http://", "https://")):
             raise ConfigError("GEMINI_API_BASE", "must be an http:// or https:// URL")
+        if self.redis_url is not None and not self.redis_url.startswith(REDIS_SCHEMES):
+            # Never the value: it may hold Redis' password.
+            raise ConfigError("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
         if self.keepalive_seconds < MIN_KEEPALIVE_SECONDS:
             raise ConfigError("KEEPALIVE_SECONDS", f"at least {MIN_KEEPALIVE_SECONDS} seconds")
 
@@ -129,6 +136,7 @@ class Config:
             failover_deadline=_positive(
                 environ, "FAILOVER_DEADLINE", float, DEFAULT_FAILOVER_DEADLINE
             ),
+            redis_url=(read_secret(environ, "REDIS_URL") or "").strip() or None,
         )
 
 

@@ -37,7 +37,7 @@ from .chunker import Chunker, Content
 from .classify import DISABLING
 from .errors import UpstreamError, error_body
 from .formats import ARRAY, Framing
-from .keys import Key, Shortage
+from .keys import EVERY_MODEL, Key, Shortage
 from .logs import CLIENT_CLOSED, LOGGER, RequestRecord
 from .relay import KeepAlive, Relay, end_with_error
 from .upstream import UpstreamStream, refused_key
@@ -152,10 +152,10 @@ class Attempts(ABC):
 
         Stops at MAX_ATTEMPTS, at FAILOVER_DEADLINE, or when no untried key is usable.
         """
-        config, record = self.proxy.config, self.record
+        config, record, pool = self.proxy.config, self.record, self.proxy.pool
         while record.attempts < config.attempts_per_request:
             remaining = record.started + config.failover_deadline - time.perf_counter()
-            key = self.proxy.pool.acquire(exclude=record.keys_tried) if remaining > 0 else None
+            key = pool.acquire(record.keys_tried, record.model) if remaining > 0 else None
             if key is None:
                 return
             record.keys_tried.append(key.id)
@@ -198,11 +198,12 @@ class Attempts(ABC):
     def _judge(self, key: Key, failure: UpstreamError) -> UpstreamError:
         """Penalise `key` as the failure's verdict says; return the failure as the client would
         see it (a refused key restated as the proxy's own 500 naming it)."""
-        verdict, pool = failure.verdict, self.proxy.pool
-        seconds = pool.penalise(key, verdict)
+        verdict, pool, model = failure.verdict, self.proxy.pool, self.record.model
+        reach = pool.reach(key, verdict, model)
+        seconds = pool.penalise(key, verdict, model)
         if seconds is not None:
             # The gauges change with a penalty (at once, here) or with time (metrics.watch_keys).
-            metrics.publish_keys(pool)
+            metrics.publish_keys(pool, self.proxy.config.model_id)
             metrics.KEY_COOLDOWNS.labels(key=key.id, reason=verdict.kind).inc()
             log = LOGGER.warning if verdict.kind in DISABLING else LOGGER.info
             log(
@@ -211,6 +212,7 @@ class Attempts(ABC):
                     "request_id": self.record.request_id,
                     "key": key.id,
                     "reason": verdict.kind,
+                    "model": EVERY_MODEL if reach is None else reach,
                     "seconds": round(seconds, 3),
                 },
             )
@@ -219,12 +221,12 @@ class Attempts(ABC):
 
     def _client_error(self, failures: list[UpstreamError]) -> UpstreamError:
         """The error the client gets once no further attempt will be made."""
-        pool = self.proxy.pool
-        if not failures and pool.counts()["available"]:
+        pool, model = self.proxy.pool, self.record.model
+        if not failures and pool.counts(model)["available"]:
             # Keys were free, but the request's time was up before one could be tried.
             return UpstreamError(504, error_body(504, DEADLINE_MESSAGE), NO_CALL)
         if not failures:
-            why, wait = pool.shortage()
+            why, wait = pool.shortage(model)
             status = SHORTAGE_STATUS[why]
             error = UpstreamError(status, error_body(status, SHORTAGE_MESSAGE[why]), NO_CALL)
         else:
@@ -232,8 +234,8 @@ class Attempts(ABC):
             # more (it can retry), so it is preferred when the attempts met both.
             usable = [f for f in failures if f.verdict.kind not in DISABLING]
             error = (usable or failures)[-1]
-            wait = pool.shortage()[1]
-        if error.verdict.retryable and not pool.counts()["available"]:
+            wait = pool.shortage(model)[1]
+        if error.verdict.retryable and not pool.counts(model)["available"]:
             error.retry_after = wait
         return error
 

@@ -28,9 +28,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .keys import KeyPool
-
 if TYPE_CHECKING:
+    from .keys import KeyPool
     from .logs import RequestRecord
 
 PREFIX = "gemini_proxy"
@@ -81,14 +80,34 @@ IN_FLIGHT = Gauge(
 # view, see app.keys); a dead worker's view is dropped.
 KEY_AVAILABLE = Gauge(
     f"{PREFIX}_key_available",
-    "1 while the key is usable (by at least one worker), 0 while it cools down or is disabled.",
+    "1 while the key is usable for MODEL_ID (by at least one worker), 0 while it is out for it.",
     ["key"],
+    multiprocess_mode="livemax",
+)
+# livemax again: out (1) while any live worker has it out for that model; model "*" is every model.
+KEY_OUT = Gauge(
+    f"{PREFIX}_key_out",
+    "1 while the key is out of rotation for the model (* for every model), 0 once it is back.",
+    ["key", "model", "state"],
     multiprocess_mode="livemax",
 )
 KEY_COOLDOWNS = Counter(
     f"{PREFIX}_key_cooldowns",
     "Times a key was taken out of rotation, by key id and reason.",
     ["key", "reason"],
+)
+# livemin: 0 while any live worker finds the backend out. Labelled, so that without REDIS_URL
+# no sample is exported at all rather than a misleading 0.
+SHARED_UP = Gauge(
+    f"{PREFIX}_shared_state_up",
+    "1 while the shared key state answers, 0 while it is out and each worker goes alone.",
+    ["backend"],
+    multiprocess_mode="livemin",
+)
+SHARED_ERRORS = Counter(
+    f"{PREFIX}_shared_state_errors",
+    "Failed calls to the shared key state (REDIS_URL), by error class.",
+    ["error"],
 )
 UPSTREAM_ATTEMPTS = Histogram(
     f"{PREFIX}_upstream_attempts",
@@ -105,13 +124,25 @@ for _outcome in OUTCOMES:
     STREAM_OUTCOMES.labels(outcome=_outcome)
 
 
-def publish_keys(pool: KeyPool) -> None:
-    """Set each key's availability gauge from this worker's view."""
+# The (key, model, state) labels this worker set to 1: set back to 0 when the penalty ends.
+_published_out: set[tuple[str, str, str]] = set()
+
+
+def publish_keys(pool: KeyPool, model: str) -> None:
+    """Set each key's gauges from this worker's view: usable for `model` (MODEL_ID), and what it
+    is out for."""
     for key in pool.keys:
-        KEY_AVAILABLE.labels(key=key.id).set(1 if pool.state(key) == "available" else 0)
+        KEY_AVAILABLE.labels(key=key.id).set(1 if pool.state(key, model) == "available" else 0)
+    out = {(outage.key, outage.model, outage.state) for outage in pool.outages()}
+    for labels in _published_out - out:
+        KEY_OUT.labels(*labels).set(0)
+    for labels in out:
+        KEY_OUT.labels(*labels).set(1)
+    _published_out.clear()
+    _published_out.update(out)
 
 
-def watch_keys(pool: KeyPool) -> gevent.Greenlet:
+def watch_keys(pool: KeyPool, model: str) -> gevent.Greenlet:
     """Republish the key gauges every KEY_REFRESH_SECONDS in a background greenlet.
 
     A cooldown ends with the passing of time, not with an event: without this, an idle
@@ -122,7 +153,7 @@ def watch_keys(pool: KeyPool) -> gevent.Greenlet:
 
     def refresh() -> None:
         while (current := pool_ref()) is not None:
-            publish_keys(current)
+            publish_keys(current, model)
             del current
             gevent.sleep(KEY_REFRESH_SECONDS)
 

@@ -6,6 +6,7 @@ A /generate request, top to bottom: password, model, output options, body, then 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from typing import Any, cast
@@ -19,6 +20,7 @@ from .chunker import CONTENTS, Content
 from .errors import JSON, ApiError, set_retry_after
 from .failover import Generation
 from .formats import Framing, choose
+from .keys import KeyPool
 from .paths import GENERATE_PATH
 from .proxy import get_proxy
 from .schemas import validate_generate_request, validate_model
@@ -65,21 +67,30 @@ def _output(format_name: str | None, content: str | None) -> tuple[Framing, Cont
 
 @bp.get("/health")
 def health() -> dict[str, Any]:
-    """Liveness: the process serves; key counts by state as this worker sees them."""
+    """Liveness: the process serves; key counts by state for MODEL_ID as this worker sees them,
+    and what each key is out for (by key id and model)."""
     proxy = get_proxy()
-    return {"status": "ok", "model": proxy.config.model_id, "keys": proxy.pool.counts()}
+    model, pool = proxy.config.model_id, proxy.pool
+    return {"status": "ok", "model": model, "keys": pool.counts(model), "out": _out(pool)}
 
 
 @bp.get("/health/ready")
 def ready() -> Response:
-    """Readiness: 503 while this worker has no usable key, so a balancer can route around it."""
-    pool = get_proxy().pool
-    counts = pool.counts()
+    """Readiness: 503 while this worker has no key usable for MODEL_ID, so a balancer can route
+    around it."""
+    proxy = get_proxy()
+    model, pool = proxy.config.model_id, proxy.pool
+    counts = pool.counts(model)
+    body = {"keys": counts, "out": _out(pool)}
     if counts["available"]:
-        return Response(json.dumps({"status": "ready", "keys": counts}), mimetype=JSON)
-    response = Response(json.dumps({"status": "unavailable", "keys": counts}), 503, mimetype=JSON)
-    set_retry_after(response, pool.shortage()[1])
+        return Response(json.dumps({"status": "ready", **body}), mimetype=JSON)
+    response = Response(json.dumps({"status": "unavailable", **body}), 503, mimetype=JSON)
+    set_retry_after(response, pool.shortage(model)[1])
     return response
+
+
+def _out(pool: KeyPool) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(outage) for outage in pool.outages()]
 
 
 @bp.get("/metrics")

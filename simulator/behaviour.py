@@ -49,6 +49,8 @@ class Behaviour:
     stamp: bool = False
     # A FAULTS name: answer with Gemini's own error for it instead of streaming.
     fault: str | None = None
+    # With fault: only calls for this model meet it, as a quota is per model; None: every call.
+    fault_model: str | None = None
     # The quota faults' RetryInfo.retryDelay in seconds; None leaves RetryInfo out, as Gemini may.
     retry_delay: float | None = None
     # After this many events (0: right after the headers), say nothing for stall_seconds.

@@ -256,7 +256,7 @@ class SimulatorApp:
         headers = (
             [] if behaviour.retry_after is None else [("Retry-After", str(behaviour.retry_after))]
         )
-        if behaviour.fault is not None:
+        if behaviour.fault is not None and behaviour.fault_model in (None, model):
             error = fault_error(
                 behaviour.fault,
                 key=key,

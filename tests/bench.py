@@ -36,6 +36,7 @@ import aiohttp
 
 from simulator import EVENT_END
 from tests import client
+from tests.redis_server import RedisServer
 from tests.servers import KEYS, PASSWORD, REPO_ROOT, ProxyServer, free_port, start_simulator
 
 PROMPT = json.dumps(client.PROMPT).encode()
@@ -259,10 +260,10 @@ def proxy_for(
 # -- Sections ------------------------------------------------------------------------------------
 
 
-def cost(streams: int, concurrency: int, events: int, delay: float) -> list[str]:
+def cost(streams: int, concurrency: int, events: int, delay: float, **environ: str) -> list[str]:
     """Section 1 (events=10, delay=0.05) and, with delay 0, section 2 (saturation)."""
     sim = Simulator("--events", str(events), "--delay", str(delay))
-    proxy, pids = proxy_for(sim)
+    proxy, pids = proxy_for(sim, **environ)
     rows: dict[str, list[float]] = {}
     try:
         run_load(f"{proxy.url}/generate", AUTH, 100, concurrency)  # warm-up
@@ -297,6 +298,16 @@ def cost(streams: int, concurrency: int, events: int, delay: float) -> list[str]
         proxy.stop()
         sim.stop()
     return [table_row(name, values) for name, values in rows.items()]
+
+
+def shared_cost(streams: int, concurrency: int, events: int, delay: float) -> list[str]:
+    """Section 1 again with REDIS_URL: the shared key state's cost, on a redis-server of its own."""
+    with tempfile.TemporaryDirectory(prefix="gemini-proxy-bench-") as folder:
+        server = RedisServer.start(Path(folder))
+        try:
+            return cost(streams, concurrency, events, delay, REDIS_URL=server.url)
+        finally:
+            server.stop()
 
 
 class OpenStreams:
@@ -578,6 +589,8 @@ def main(argv: list[str] | None = None) -> None:
     parts: list[tuple[str, Callable[[], list[str]]]] = [
         ("1. Cost and throughput: 600 streams at 50 concurrent, 10 events 50 ms apart",
          lambda: cost(600, 50, 10, 0.05)),
+        ("1b. Section 1's load with REDIS_URL (key state shared through a local redis-server)",
+         lambda: shared_cost(600, 50, 10, 0.05)),
         ("2. Saturation: 20-event streams, no delay, 100 concurrent",
          lambda: cost(600, 100, 20, 0.0)),
         (f"3. Scale: {scale_streams} concurrent streams of {SCALE_EVENTS} events"

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from tests.fakes import EVENT, FakeGemini, app_with
 from tests.node import install_js_clients
+from tests.redis_server import RedisServer
 from tests.servers import (
     KEYS,
     PASSWORD,
@@ -43,6 +44,14 @@ def app(gemini: FakeGemini) -> Flask:
 def client(app: Flask) -> FlaskClient:
     """A test client of the `app` fixture."""
     return app.test_client()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own, on a Unix socket in its temporary folder."""
+    server = RedisServer.start(tmp_path)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,13 @@ def error(code: int, status: str, *details: dict[str, Any]) -> dict[str, Any]:
     return {"error": {"code": code, "status": status, "message": "m", "details": list(details)}}
 
 
-def quota(quota_id: str) -> dict[str, Any]:
-    return {"@type": QUOTA_FAILURE, "violations": [{"quotaId": quota_id}]}
+def quota(quota_id: str, *models: str) -> dict[str, Any]:
+    """A QuotaFailure: one violation of `quota_id`, or one per model named."""
+    violations = [
+        {"quotaId": quota_id, "quotaDimensions": {"location": "global", "model": model}}
+        for model in models
+    ]
+    return {"@type": QUOTA_FAILURE, "violations": violations or [{"quotaId": quota_id}]}
 
 
 def retry(delay: str) -> dict[str, Any]:
@@ -108,6 +113,38 @@ def test_a_daily_quota_cools_until_the_next_pacific_midnight(now: datetime, seco
     assert verdict == Verdict("daily_quota", seconds)
 
 
+PRO = "gemini-2.5-pro"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (exhausted(PER_MINUTE, retry("26s")), Verdict("quota", 26.0)),
+        (exhausted(quota("PerMinute", PRO), retry("26s")), Verdict("quota", 26.0, PRO)),
+        (
+            exhausted(quota("InputTokensPerModelPerMinute", PRO), quota("RequestsPerDay", PRO)),
+            Verdict("daily_quota", 20 * 3600.0, PRO),
+        ),
+        (
+            {"error": {"status": "RESOURCE_EXHAUSTED", "details": [{
+                "@type": QUOTA_FAILURE, "violations": [
+                    {"quotaId": "RequestsPerMinute", "quotaDimensions": {"location": "global"}},
+                    {"quotaId": "TokensPerMinute", "quotaDimensions": {"model": PRO}},
+                ]}]}},
+            Verdict("quota", 60.0, PRO),
+        ),
+        (exhausted(quota("PerMinute", "")), Verdict("quota", 60.0)),
+    ],
+    ids=["unnamed", "named", "several-violations-one-per-day", "named-by-a-later-violation",
+         "empty-name"],
+)  # fmt: skip
+def test_a_quota_verdict_names_the_model_gemini_names(
+    body: dict[str, Any], expected: Verdict
+) -> None:
+    """Gemini's quotas are per model: quotaDimensions.model scopes the cooldown, else nothing."""
+    assert classify(429, body, now=NOW) == expected
+
+
 @pytest.mark.parametrize("kind", ["quota", "client_error"])
 def test_only_client_errors_are_not_worth_another_key(kind: str) -> None:
     """retryable is false for the client's own mistakes only."""
@@ -148,6 +185,8 @@ def test_recorded_gemini_errors_are_classified(name: str, kind: str) -> None:
     assert classify(status, body, now=NOW).kind == kind
     if name.startswith("vercel-ai_google-429"):
         assert classify(status, body, now=NOW).cooldown == 34.4
+    if name.startswith("issue_roo-code-3883"):
+        assert classify(status, body, now=NOW).model == "gemini-2.5-flash"
     assert json.loads(raw)  # the file itself is JSON, as recorded
 
 

@@ -107,6 +107,8 @@ def loopback_nginx_conf(tmp_path: Path, upstream_port: int, listen_port: int) ->
     text = (DEPLOY / "nginx.conf").read_text()
     replacements = {
         "server proxy:1231;": f"server 127.0.0.1:{upstream_port};",
+        # Both replicas are the one loopback proxy here.
+        "server proxy-2:1231;": f"server 127.0.0.1:{upstream_port};",
         "listen 8080;": f"listen 127.0.0.1:{listen_port};",
         "access_log /dev/stdout": f"access_log {tmp_path / 'access.log'}",
         "error_log /dev/stderr": f"error_log {tmp_path / 'error.log'}",
@@ -372,12 +374,19 @@ def seconds(duration: str) -> float:
 
 
 def test_compose_wires_the_proxy_nginx_and_prometheus_as_described() -> None:
-    """Three services; keys from .env; drains on down; read-only proxy with a tmpfs for metrics;
-    healthchecks; only nginx public; Prometheus and nginx aimed at the proxy's service and port;
-    net.core.somaxconn raised to the workers' room, so the listen backlog is not cut."""
+    """Two proxy replicas of one definition sharing Redis; keys from .env; drains on down;
+    read-only proxy with a tmpfs for metrics; healthchecks; only nginx public; Prometheus and
+    nginx aimed at both replicas' service and port; net.core.somaxconn raised to the workers'
+    room, so the listen backlog is not cut."""
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"proxy", "nginx", "prometheus"}
+    assert set(services) == {"proxy", "proxy-2", "redis", "nginx", "prometheus"}
+    assert services["proxy"] == services["proxy-2"]
+    assert (
+        "ports" not in services["redis"] and "redis-cli" in services["redis"]["healthcheck"]["test"]
+    )
+    env_example = (DEPLOY / ".env.example").read_text()
+    assert "REDIS_URL=redis://redis:6379/0" in env_example
     proxy, nginx, prometheus = services["proxy"], services["nginx"], services["prometheus"]
     settings = gunicorn_settings()
 
@@ -408,17 +417,19 @@ def test_compose_wires_the_proxy_nginx_and_prometheus_as_described() -> None:
     assert "/health" in " ".join(proxy["healthcheck"]["test"])
 
     assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
-    assert nginx["depends_on"]["proxy"] == {"condition": "service_healthy", "restart": True}
-    assert prometheus["depends_on"]["proxy"]["condition"] == "service_started"
+    for replica in ("proxy", "proxy-2"):
+        assert nginx["depends_on"][replica] == {"condition": "service_healthy", "restart": True}
+        assert prometheus["depends_on"][replica]["condition"] == "service_started"
     assert nginx["ports"] == ["8080:8080"] and "listen 8080;" in (DEPLOY / "nginx.conf").read_text()
     assert all(port.startswith("127.0.0.1:") for port in prometheus["ports"])
 
-    target = f"proxy:{proxy['environment']['PORT']}"
-    assert f"server {target};" in (DEPLOY / "nginx.conf").read_text()
+    port = proxy["environment"]["PORT"]
+    for replica in ("proxy", "proxy-2"):
+        assert f"server {replica}:{port};" in (DEPLOY / "nginx.conf").read_text()
     (scrape,) = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"]
     (discovery,) = scrape["dns_sd_configs"]
-    assert (discovery["names"], discovery["type"]) == (["proxy"], "A")
-    assert f"proxy:{discovery['port']}" == target
+    assert (discovery["names"], discovery["type"]) == (["proxy", "proxy-2"], "A")
+    assert str(discovery["port"]) == port
     mounts = {volume.split(":")[1] for volume in prometheus["volumes"] if volume.startswith("./")}
     assert {"/etc/prometheus/prometheus.yml", "/etc/prometheus/alerts.yml"} <= mounts
 

@@ -11,6 +11,7 @@ import math
 import signal
 import socket
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 import requests
 
 from tests.client import (
+    KEY_IDS,
     PROMPT,
     assert_json_error,
     calls_per_key,
@@ -88,6 +90,35 @@ def test_a_429_key_beside_a_good_one_is_skipped_for_its_retry_delay(start_proxy,
     assert metric(proxy, "gemini_proxy_key_available", key="k1") == 0
     assert metric(proxy, "gemini_proxy_key_available", key="k2") == 1
     assert health(proxy).json()["keys"] == {"available": 1, "cooling": 1, "disabled": 0}
+
+
+PRO, FLASH = "gemini-2.5-pro", "gemini-2.5-flash"
+
+
+def test_a_429_for_one_model_benches_the_key_for_that_model_only(start_proxy, sim: str) -> None:
+    """Gemini's quotas are per model: k1 out of quota for pro is called once for pro, and still
+    serves flash; /health and the metrics say k1 is out for pro."""
+    proxy = start_proxy(workers=1, GEMINI_API_KEY_LIST=TWO_KEYS, MODEL_ID=FLASH)
+    fault = {"fault": "quota", "retry_delay": 30, "fault_model": PRO}
+    configure(sim, {"default": KNOWN, "keys": {K1: fault}})
+    for index in range(8):
+        model = (PRO, FLASH)[index % 2]
+        response = generate(proxy, params={"model": model})
+        assert final_content(response.json()) == ANSWER
+    calls = Counter((KEY_IDS[call["key"]], call["model"]) for call in upstream_calls(sim))
+    assert calls[("k1", PRO)] == 1 and calls[("k2", PRO)] == 4
+    # The rotation's turn falls as it may; what matters is that k1 still serves flash.
+    assert calls[("k1", FLASH)] >= 1 and calls[("k1", FLASH)] + calls[("k2", FLASH)] == 4
+    (out,) = health(proxy).json()["out"]
+    assert (out["key"], out["model"], out["state"], out["reason"]) == (
+        "k1",
+        PRO,
+        "cooling",
+        "quota",
+    )
+    assert health(proxy).json()["keys"] == {"available": 2, "cooling": 0, "disabled": 0}
+    assert metric(proxy, "gemini_proxy_key_out", key="k1", model=PRO, state="cooling") == 1
+    assert metric(proxy, "gemini_proxy_key_available", key="k1") == 1
 
 
 def test_an_invalid_key_is_called_once_then_left_alone_until_one_request_probes_it(
@@ -471,11 +502,14 @@ def test_health_ready_follows_the_keys_and_health_stays_up(start_proxy, sim: str
     assert health(proxy, "/health/ready").json() == {
         "status": "ready",
         "keys": {"available": 1, "cooling": 0, "disabled": 0},
+        "out": [],
     }
     configure(sim, {"default": {"fault": "invalid_key"}})
     assert_json_error(generate(proxy), 500)
     not_ready = health(proxy, "/health/ready")
     assert not_ready.status_code == 503 and 1 <= retry_after(not_ready) <= 1
+    (out,) = not_ready.json()["out"]
+    assert (out["key"], out["model"], out["state"]) == ("k1", "*", "disabled")
     assert health(proxy).json()["keys"] == {"available": 0, "cooling": 0, "disabled": 1}
     wait_for(lambda: health(proxy, "/health/ready").status_code == 200)
 
