@@ -79,6 +79,11 @@ def upstream_calls(sim: str) -> list[dict[str, Any]]:
     return control(sim, "requests")["requests"]
 
 
+def clear_upstream_calls(sim: str) -> None:
+    """Empty the simulator's log of calls, so what follows counts only what comes after."""
+    requests.delete(f"{sim}/_sim/requests", timeout=REQUEST_TIMEOUT).raise_for_status()
+
+
 def calls_per_key(sim: str) -> Counter[str]:
     """How often the simulator was called with each test key, by the key's id (k1, k2, k3)."""
     return Counter(KEY_IDS[call["key"]] for call in upstream_calls(sim))

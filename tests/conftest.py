@@ -7,17 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.client import clear_upstream_calls
 from tests.fakes import EVENT, FakeGemini, app_with
 from tests.node import install_js_clients
 from tests.redis_server import RedisServer
 from tests.servers import (
     KEYS,
     PASSWORD,
-    REQUEST_TIMEOUT,
     SHUTDOWN_TIMEOUT,
     ProxyServer,
     configure,
@@ -67,7 +66,7 @@ def simulator_url() -> Iterator[str]:
 def sim(simulator_url: str) -> str:
     """The simulator reset to its start-up behaviour, with an empty request log."""
     configure(simulator_url, {}).raise_for_status()
-    requests.delete(f"{simulator_url}/_sim/requests", timeout=REQUEST_TIMEOUT).raise_for_status()
+    clear_upstream_calls(simulator_url)
     wait_for(lambda: control(simulator_url, "streams")["open"] == 0)
     return simulator_url
 
