@@ -10,8 +10,8 @@ Usage::
 
 Gemini's quotas are per project and per model, so a quota cooldown benches a key for one model
 (the one Gemini's 429 names, else the request's); a refused key or Gemini's own fault takes it
-out for every model. State lives in this process only, like the rotation itself: each gunicorn
-worker learns about a key's trouble from its own calls.
+out for every model. State lives in this process, like the rotation itself, unless `shared`
+(REDIS_URL) is given: then every worker of every instance follows the same penalties (app.shared).
 """
 
 from __future__ import annotations
@@ -113,6 +113,8 @@ class KeyPool:
             wide = self._health.get((key.id, None))
             if wide is not None and wide.kind in DISABLING:
                 if not self._lease(key):
+                    # Another worker probes it: look again once that probe has had its answer.
+                    wide.until = now + PROBE_WAIT
                     continue
                 wide.probing = True
             return key
@@ -161,15 +163,17 @@ class KeyPool:
         scope = (key.id, self.reach(key, verdict, model))
         current = self._health.get(scope)
         if current is not None and current.until > now + seconds:
+            self.release(key)  # a probe whose verdict changes nothing has still ended
             return None
         kind = verdict.kind
         if probing and kind not in DISABLING:
             kind = wide.kind or kind  # type: ignore[union-attr]  # probing implies wide
         if self._shared is not None:
             print_ = self._fingerprints[key.id]
-            # Redis keeps whichever deadline ends later, this worker's or another's.
+            # Redis keeps whichever penalty ends later, this worker's or another's.
             in_force = self._shared.penalise(print_, scope[1], kind, seconds, probing)
-            seconds = max(seconds, in_force or 0.0)
+            if in_force is not None and in_force.kind in KINDS and in_force.seconds > seconds:
+                kind, seconds = cast(Kind, in_force.kind), in_force.seconds
             if probing:
                 self._shared.end_probe(print_)
         self._health[scope] = _Health(now + seconds, kind, seconds)
@@ -199,22 +203,23 @@ class KeyPool:
                 continue  # another instance's key, or a kind this version does not know
             scope = (key_id, penalty.model)
             listed.add(scope)
-            current = self._health.get(scope)
-            until = now + penalty.seconds
-            if current is None or current.until < until:
-                probing = current is not None and current.probing
-                kind = cast(Kind, penalty.kind)
-                self._health[scope] = _Health(until, kind, penalty.seconds, probing)
+            kind, until = cast(Kind, penalty.kind), now + penalty.seconds
+            current = self._health.setdefault(scope, _Health(until, kind, penalty.seconds))
+            # In place: a request may hold this entry while it waits for Redis (a probe's lease).
+            if current.until < until:
+                current.until, current.kind, current.seconds = until, kind, penalty.seconds
         for scope, health in list(self._health.items()):
             probed_back = health.kind in DISABLING and not health.probing and health.until <= now
             if probed_back and scope not in listed:
                 del self._health[scope]
 
     def _publish_all(self) -> None:
+        """Publish every penalty in force here, and refused keys still waiting for a probe."""
         now = self._clock()
         for (key_id, model), health in list(self._health.items()):
-            if health.until > now and health.kind is not None and self._shared is not None:
-                seconds = health.until - now
+            lasting = health.until > now or health.kind in DISABLING
+            if lasting and health.kind is not None and self._shared is not None:
+                seconds = max(health.until - now, 0.0)
                 self._shared.penalise(self._fingerprints[key_id], model, health.kind, seconds)
 
     def reach(self, key: Key, verdict: Verdict, model: str | None = None) -> str | None:

@@ -4,7 +4,7 @@ Usage::
 
     shared = SharedKeyState(redis_client(config.redis_url))   # in the app factory, after the fork
     pool = KeyPool(config.api_keys, 3600, shared=shared)
-    shared.penalise("3f2a...", "gemini-2.5-pro", "quota", 30.0)  # seconds in force fleet-wide
+    shared.penalise("3f2a...", "gemini-2.5-pro", "quota", 30.0)  # the penalty in force fleet-wide
 
 Redis never sees a key: each is named by its fingerprint (a truncated SHA-256). A deadline is
 decided inside Redis by a Lua script on Redis' own clock (TIME), and only ever moves later, so
@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import metrics
+from .classify import DISABLING
 from .logs import LOGGER
 
 BACKEND = "redis"
@@ -49,28 +50,35 @@ REFRESH_SECONDS = 1.0
 PROBE_LEASE_SECONDS = 60.0
 # How Redis names a penalty for every model.
 EVERY_MODEL_FIELD = "*"
+# The kinds whose entries outlive their deadline (PENALISE_SCRIPT's ARGV[5]).
+LASTING_KINDS = "," + ",".join(sorted(DISABLING)) + ","
 
 T = TypeVar("T")
 
 # Keeps the later of the deadline in force and now + ARGV[2] ms (ARGV[4] "1": replaces it, as a
-# probe's verdict does); returns Redis' now and the deadline in force. Ended entries of the hash
-# (a handful: keys x models) are dropped on the way.
+# probe's verdict does); returns Redis' now and the penalty in force ("<until ms>|<kind>"). Ended
+# entries of the hash (a handful: keys x models) are dropped on the way, but for the kinds in
+# ARGV[5] (",invalid_key,forbidden,"): a refused key's end is a probe's success, not a time.
 PENALISE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local deadline = now + tonumber(ARGV[2])
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
-  local ends = tonumber(string.match(entries[i + 1], '^(%d+)'))
-  if ends <= now and entries[i] ~= ARGV[1] then redis.call('HDEL', KEYS[1], entries[i]) end
+  local ends, kind = string.match(entries[i + 1], '^(%d+)|(.*)$')
+  local lasting = kind and string.find(ARGV[5], ',' .. kind .. ',', 1, true)
+  if not lasting and entries[i] ~= ARGV[1] and (not ends or tonumber(ends) <= now) then
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
 end
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and ARGV[4] ~= '1' then
-  local ends = tonumber(string.match(current, '^(%d+)'))
-  if ends >= deadline then return {now, ends} end
+  local ends = tonumber(string.match(current, '^(%d+)|'))
+  if ends and ends >= deadline then return {now, current} end
 end
-redis.call('HSET', KEYS[1], ARGV[1], deadline .. '|' .. ARGV[3])
-return {now, deadline}
+local value = deadline .. '|' .. ARGV[3]
+redis.call('HSET', KEYS[1], ARGV[1], value)
+return {now, value}
 """
 # Redis' now and every penalty, read at one instant.
 SNAPSHOT_SCRIPT = """
@@ -136,36 +144,30 @@ class SharedKeyState:
         kind: str,
         seconds: float,
         probe: bool = False,
-    ) -> float | None:
-        """Penalise fleet-wide unless a later deadline stands; the seconds now in force.
+    ) -> Penalty | None:
+        """Penalise fleet-wide unless a later deadline stands; the penalty now in force.
 
         A probe's verdict (`probe`) replaces the penalty it probed, whose time was up.
         """
-        args = [_field(fingerprint, model), round(seconds * MS), kind, "1" if probe else "0"]
+        field = _field(fingerprint, model)
+        args = [field, round(seconds * MS), kind, "1" if probe else "0", LASTING_KINDS]
         answer = self._guarded(lambda: self._penalise(keys=[PENALTIES], args=args))
-        if answer is None:
-            return None
-        now, deadline = answer
-        return (int(deadline) - int(now)) / MS
+        return None if answer is None else _penalty(field, answer[1], int(answer[0]))
 
     def penalties(self) -> list[Penalty] | None:
-        """Every penalty still in force, as seconds left."""
+        """Every penalty in force, as seconds left, and refused keys whose time is up (seconds
+        of 0 or less: they wait for a probe)."""
         answer = self._guarded(lambda: self._snapshot(keys=[PENALTIES]))
         if answer is None:
             return None
         now, flat = int(answer[0]), answer[1]
-        found = []
-        for field, value in zip(flat[::2], flat[1::2], strict=True):
-            fingerprint, _, model = field.partition(FIELD_SEPARATOR)
-            deadline, _, kind = value.partition(FIELD_SEPARATOR)
-            seconds = (int(deadline) - now) / MS
-            if seconds > 0:
-                found.append(
-                    Penalty(
-                        fingerprint, None if model == EVERY_MODEL_FIELD else model, kind, seconds
-                    )
-                )
-        return found
+        entries = zip(flat[::2], flat[1::2], strict=True)
+        found = (_penalty(field, value, now) for field, value in entries)
+        return [
+            penalty
+            for penalty in found
+            if penalty is not None and (penalty.seconds > 0 or penalty.kind in DISABLING)
+        ]
 
     def forgive(self, fingerprint: str) -> None:
         """A probe succeeded: the key is back for every model, fleet-wide."""
@@ -224,6 +226,16 @@ def follow(refresh: Callable[[], None]) -> gevent.Greenlet:
             gevent.sleep(REFRESH_SECONDS)
 
     return gevent.spawn(loop)
+
+
+def _penalty(field: str, value: str, now_ms: int) -> Penalty | None:
+    """A hash entry read at Redis' `now_ms`; None for one this version cannot read."""
+    fingerprint, _, model = field.partition(FIELD_SEPARATOR)
+    deadline, _, kind = value.partition(FIELD_SEPARATOR)
+    if not deadline.isdigit():
+        return None
+    model_or_all = None if model == EVERY_MODEL_FIELD else model
+    return Penalty(fingerprint, model_or_all, kind, (int(deadline) - now_ms) / MS)
 
 
 def _field(fingerprint: str, model: str | None) -> str:

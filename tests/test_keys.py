@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ import pytest
 from app.classify import UPSTREAM_FAULT, Verdict
 from app.keys import EVERY_MODEL, PROBE_WAIT, Key, KeyPool, Outage
 from app.logs import LOGGER
-from app.shared import CIRCUIT_SECONDS, SharedKeyState, redis_client
+from app.shared import CIRCUIT_SECONDS, PENALTIES, SharedKeyState, redis_client
 from tests.redis_server import RedisServer
 from tests.servers import wait_for
 
@@ -338,9 +339,11 @@ def test_outages_say_what_is_out_for_which_model_by_key_id(pool_of: PoolOf, cloc
 def shared_pools(redis_server: RedisServer, clock: Clock) -> Callable[..., KeyPool]:
     """Pools sharing one real redis-server, each on its own clock if given, like separate hosts."""
 
-    def make(on: Clock = clock, seed: int = 0, probe_lease: float = 60.0) -> KeyPool:
+    def make(
+        on: Clock = clock, seed: int = 0, probe_lease: float = 60.0, disable_seconds: float = 3600
+    ) -> KeyPool:
         shared = SharedKeyState(redis_client(redis_server.url), clock=on, probe_lease=probe_lease)
-        return KeyPool(SECRETS, disable_seconds=3600, seed=seed, clock=on, shared=shared)
+        return KeyPool(SECRETS, disable_seconds, seed=seed, clock=on, shared=shared)
 
     return make
 
@@ -399,8 +402,79 @@ def test_two_pools_race_for_a_probe_and_one_wins_and_a_dead_holders_lease_lapses
     winners = [pool.acquire(exclude={"k2", "k3"}) for pool in pools]
     assert sorted(str(key) for key in winners) == ["Key(id='k1')", "None"]
     loser = pools[winners.index(None)]
+    # The loser counts the key out until the probe has had time to answer, as /health says.
+    assert loser.outages() == [Outage("k1", EVERY_MODEL, "disabled", "invalid_key", PROBE_WAIT)]
+
+    def probe_again() -> bool:
+        clock.now += PROBE_WAIT
+        return loser.acquire(exclude={"k2", "k3"}) is not None
+
     # The winner never answers (its worker died): the lease lapses and the other may probe.
-    wait_for(lambda: loser.acquire(exclude={"k2", "k3"}) is not None, timeout=10 * lease + 5)
+    wait_for(probe_again, timeout=10 * lease + 5)
+
+
+def test_a_refused_keys_time_up_is_one_probe_in_the_fleet_not_its_return(
+    shared_pools: Callable[..., KeyPool], clock: Clock
+) -> None:
+    """Its time up on Redis' clock, a refused key comes back only through a probe: one pool
+    probes, the others skip it, and once the probe succeeds every pool has it back."""
+    pools = [shared_pools(disable_seconds=0.2) for _ in range(2)]
+    pools[0].penalise(pools[0].keys[0], INVALID)
+    time.sleep(0.3)  # Redis' clock, not the pools', ends the penalty
+    clock.now += 1
+    # Another penalty written meanwhile clears ended entries from Redis: not a refused key's.
+    pools[1].penalise(pools[1].keys[1], QUOTA_30S, PRO)
+    for pool in pools:
+        pool.refresh()
+    probes = [pool.acquire(exclude={"k2", "k3"}) for pool in pools]
+    assert sorted(str(key) for key in probes) == ["Key(id='k1')", "None"]
+    loser = probes.index(None)
+    prober, other = pools[1 - loser], pools[loser]
+    prober.succeeded(prober.keys[0])
+    clock.now += PROBE_WAIT
+    other.refresh()
+    assert other.acquire(exclude={"k2", "k3"}) == other.keys[0]
+
+
+def test_a_probes_verdict_under_a_longer_penalty_ends_the_probe(
+    shared_pools: Callable[..., KeyPool], clock: Clock
+) -> None:
+    """While one pool probes a key, another refuses it anew: the probe's brief fault leaves the
+    new deadline in force and the probe over, so the key is probed again once that ends."""
+    prober, other = shared_pools(disable_seconds=0.2), shared_pools()
+    prober.penalise(prober.keys[0], INVALID)
+    time.sleep(0.3)
+    clock.now += 1
+    key = prober.acquire(exclude={"k2", "k3"})
+    other.penalise(other.keys[0], INVALID)
+    prober.refresh()
+    assert prober.penalise(key, UPSTREAM_FAULT) is None
+    [outage] = prober.outages()
+    assert outage.state == "disabled" and outage.seconds > 3500
+    clock.now += 3600
+    assert prober.acquire(exclude={"k2", "k3"}) == key
+
+
+def test_a_pool_takes_the_reason_of_the_longer_penalty_redis_keeps(
+    shared_pools: Callable[..., KeyPool],
+) -> None:
+    """Refused on one instance, the key meets a brief fault on another that has not followed
+    Redis yet: it is refused there too (a probe brings it back, not the brief fault's end)."""
+    first, second = shared_pools(), shared_pools()
+    first.penalise(first.keys[0], INVALID)
+    assert second.penalise(second.keys[0], UPSTREAM_FAULT) == pytest.approx(3600, abs=1)
+    assert second.state(second.keys[0]) == "disabled"
+
+
+def test_an_entry_this_version_cannot_read_is_passed_over(
+    shared_pools: Callable[..., KeyPool], redis_server: RedisServer
+) -> None:
+    """Another version's entry (or a hand-made one) does not stop a pool following the rest."""
+    redis_client(redis_server.url).hset(PENALTIES, "0123456789abcdef|*", "soon|invalid_key")
+    shared_pools().penalise(KeyPool(SECRETS, 3600).keys[0], INVALID)
+    later = shared_pools()
+    later.refresh()
+    assert later.state(later.keys[0]) == "disabled"
 
 
 def test_a_skewed_local_clock_changes_nothing(shared_pools: Callable[..., KeyPool]) -> None:
