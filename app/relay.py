@@ -27,7 +27,7 @@ from .formats import Framing
 from .logs import RequestRecord
 from .metrics import Outcome
 from .redact import redact_json
-from .sse import SSEDecoder
+from .sse import SSEDecoder, SSEError
 from .upstream import UpstreamStream
 
 INCOMPLETE = "Gemini's stream ended before a finishReason: the answer is incomplete"
@@ -125,10 +125,10 @@ class Relay:
         # the request's greenlet waits for Gemini at the bottom of this stack, and every frame
         # in it is saved with the greenlet while it waits (1 to 2 KB a stream per generator).
         for data in itertools.chain(self.upstream.iter_bytes(), [_END]):
-            for event in _events(decoder, data):
-                chunk = None if event is None else _feed(chunker, event)
+            for payload in _payloads(decoder, data):
+                chunk = None if payload is None else _feed(chunker, _event(payload))
                 if chunk is None:
-                    if event is None or clock.due():
+                    if payload is None or clock.due():
                         clock.sent()
                         yield framing.keepalive
                     continue
@@ -202,21 +202,25 @@ class _EndOfStream:
 _END = _EndOfStream()
 
 
-def _events(decoder: SSEDecoder, data: bytes | _EndOfStream | None) -> list[dict[str, Any] | None]:
-    """The events `data` completes, decoded; [None] for a silence; the last ones at _END."""
+def _payloads(decoder: SSEDecoder, data: bytes | _EndOfStream | None) -> list[str] | list[None]:
+    """The events `data` completes, each decoded only when the relay reaches it (an error
+    ends the stream where it stands, however the bytes were split into reads); [None] for a
+    silence; the last ones at _END."""
     if data is None:
         return [None]
     try:
-        payloads = decoder.close() if isinstance(data, _EndOfStream) else decoder.feed(data)
-        return [_event(payload) for payload in payloads]
-    except (ValueError, RecursionError):  # SSEError and JSONDecodeError are ValueErrors
+        return decoder.close() if isinstance(data, _EndOfStream) else decoder.feed(data)
+    except SSEError:
         raise _malformed() from None
 
 
 def _event(data: str) -> dict[str, Any]:
-    event = EVENT_DECODER.decode(data)
+    try:
+        event = EVENT_DECODER.decode(data)
+    except (ValueError, RecursionError):  # JSONDecodeError and _reject_constant's are ValueErrors
+        raise _malformed() from None
     if not isinstance(event, dict):
-        raise ValueError("event is not a JSON object")
+        raise _malformed()
     if isinstance(event.get("error"), dict):
         raise _error_event(event)
     return event

@@ -34,9 +34,17 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._started = False
+        # An event that is not UTF-8, met after good ones in the same read: raised next call.
+        self._error: SSEError | None = None
 
     def feed(self, data: bytes) -> list[str]:
-        """Take the next bytes read; return the data of every event they complete."""
+        """Take the next bytes read; return the data of every event they complete.
+
+        Raises SSEError at the first event that is not UTF-8: at once when it is the first
+        event of the read, else at the next call, once the events before it were taken.
+        """
+        if self._error is not None:
+            raise self._error
         start = max(0, len(self._buffer) - SEPARATOR_OVERLAP)
         self._buffer += data
         if not self._started:
@@ -51,7 +59,13 @@ class SSEDecoder:
             end = match.start()
             if end > consumed and self._buffer[end - 1] == CR:
                 end -= 1
-            payload = _event_data(self._buffer[consumed:end])
+            try:
+                payload = _event_data(self._buffer[consumed:end])
+            except SSEError as error:
+                if not payloads:
+                    raise
+                self._error = error
+                break
             if payload is not None:
                 payloads.append(payload)
             consumed = match.end()
@@ -61,6 +75,8 @@ class SSEDecoder:
 
     def close(self) -> list[str]:
         """Return the data of a last event that the stream ended without a blank line after."""
+        if self._error is not None:
+            raise self._error
         payload = _event_data(self._buffer)
         self._buffer.clear()
         return [] if payload is None else [payload]

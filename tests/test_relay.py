@@ -72,11 +72,14 @@ def test_an_event_the_stream_ends_without_a_blank_line_after_still_counts() -> N
     ],
     ids=["no-finish-reason", "error-event", "bad-json", "not-an-object", "bad-shape", "bad-utf8"],
 )
+@pytest.mark.parametrize("one_read", [False, True], ids=["read-by-read", "in-one-read"])
 def test_a_failure_after_a_chunk_ends_the_array_with_one_error_element(
-    tail: list[bytes], status: str
+    tail: list[bytes], status: str, one_read: bool
 ) -> None:
-    """The body stays valid JSON: chunks, then {"error": ..., "is_complete": false}."""
-    pieces, record = run(sse(text_event("a", 12)) + tail)
+    """The body stays valid JSON: chunks, then {"error": ..., "is_complete": false}; the same
+    however Gemini's bytes were split into reads."""
+    reads = sse(text_event("a", 12)) + tail
+    pieces, record = run([b"".join(reads)] if one_read else reads)
     body = json.loads(b"".join(pieces))
     assert body[0]["content"] == "a"
     assert body[-1]["is_complete"] is False

@@ -88,6 +88,18 @@ def test_invalid_utf8_in_an_event_is_an_error() -> None:
         sse_payloads([b"data: \xff\xfe\r\n\r\n"])
 
 
+@pytest.mark.parametrize("then", ["feed", "close"])
+def test_events_before_an_invalid_one_in_the_same_read_are_given_first(then: str) -> None:
+    """The good events of the read come out; the bad one raises at the next call, as it would
+    had it come in a read of its own."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b'data: {"n": 1}\r\n\r\ndata: \xff\r\n\r\ndata: {"n": 3}\r\n\r\n') == [
+        '{"n": 1}'
+    ]
+    with pytest.raises(SSEError):
+        decoder.feed(b"") if then == "feed" else decoder.close()
+
+
 # The events of a whole body as the SSE spec and app.sse's docstrings state them, written plainly
 # (app.sse finds the same events another, faster way): an optional BOM, events split at
 # CR? LF CR? LF, lines at CR? LF, data lines joined, a bare JSON object passed on whole.
