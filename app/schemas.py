@@ -94,21 +94,25 @@ def validate_model(name: str) -> str:
 def validate_generate_request(raw: bytes) -> None:
     """Parse and check a /generate body; raise ApiError(400) that names what is wrong."""
     body = _json_object(raw, "a GenerateContentRequest")
-    _check_size(body.get("contents"))
+    contents = _check_count("contents", body.get("contents"))
+    _check_parts("contents", contents)
     _check(GENERATE_REQUEST, body)
 
 
 def validate_embed_request(raw: bytes) -> None:
     """Check an embedContent body (content with parts) as validate_generate_request does."""
-    _check(EMBED_REQUEST, _json_object(raw, "an EmbedContentRequest"))
+    body = _json_object(raw, "an EmbedContentRequest")
+    _check_parts("content", [body.get("content")])
+    _check(EMBED_REQUEST, body)
 
 
 def validate_batch_embed_request(raw: bytes) -> None:
     """Check a batchEmbedContents body: a non-empty list of requests, each with content."""
     body = _json_object(raw, "a BatchEmbedContentsRequest")
-    requests = body.get("requests")
-    if isinstance(requests, list) and len(requests) > MAX_CONTENTS:
-        raise ApiError(400, f"requests: more than {MAX_CONTENTS} entries")
+    requests = _check_count("requests", body.get("requests"))
+    _check_parts(
+        "requests", [entry.get("content") for entry in requests if isinstance(entry, dict)]
+    )
     _check(BATCH_EMBED_REQUEST, body)
 
 
@@ -122,11 +126,11 @@ def validate_openai_request(raw: bytes, endpoint: OpenAIEndpoint) -> str:
     model = body.get("model")
     if not isinstance(model, str):
         raise ApiError(400, "model: a model name is required, e.g. gemini-2.5-flash")
-    messages = body.get("messages")
-    if isinstance(messages, list) and len(messages) > MAX_CONTENTS:
-        raise ApiError(400, f"messages: more than {MAX_CONTENTS} entries")
+    _check_count("messages", body.get("messages"))
     _check(OPENAI_REQUESTS[endpoint], body)
-    if endpoint == "embeddings" and body["input"] in ("", [], None):
+    if endpoint == "embeddings" and (
+        not isinstance(body["input"], str | list) or not body["input"]
+    ):
         raise ApiError(400, "input: must be a non-empty string or list")
     return validate_model(model.removeprefix(MODEL_RESOURCE_PREFIX))
 
@@ -154,18 +158,25 @@ def _check(schema: Schema, body: dict[str, Any]) -> None:
         raise ApiError(400, f"invalid request body: {_describe(problems)}", fields=problems)
 
 
-def _check_size(contents: Any) -> None:
-    if not isinstance(contents, list):
-        return
-    if len(contents) > MAX_CONTENTS:
-        raise ApiError(400, f"contents: more than {MAX_CONTENTS} entries")
+# The caps are checked before marshmallow is, so a huge body costs a count, not a validation.
+def _check_count(field: str, entries: Any) -> list[Any]:
+    """`entries` when a list of at most MAX_CONTENTS (else ApiError(400)); [] when no list."""
+    if not isinstance(entries, list):
+        return []
+    if len(entries) > MAX_CONTENTS:
+        raise ApiError(400, f"{field}: more than {MAX_CONTENTS} entries")
+    return entries
+
+
+def _check_parts(field: str, contents: list[Any]) -> None:
+    """ApiError(400) when `contents` hold more than MAX_PARTS parts in all."""
     parts = sum(
         len(content["parts"])
         for content in contents
         if isinstance(content, dict) and isinstance(content.get("parts"), list)
     )
     if parts > MAX_PARTS:
-        raise ApiError(400, f"contents: more than {MAX_PARTS} parts in all")
+        raise ApiError(400, f"{field}: more than {MAX_PARTS} parts in all")
 
 
 def _describe(problems: dict[str, Any], path: str = "") -> str:

@@ -142,6 +142,16 @@ EMBED = {"content": {"parts": [{"text": "hi"}]}}
             json.dumps({"requests": [EMBED] * (MAX_CONTENTS + 1)}).encode(),
             "requests: more than",
         ),
+        (
+            validate_embed_request,
+            json.dumps({"content": {"parts": [{}] * (MAX_PARTS + 1)}}).encode(),
+            f"content: more than {MAX_PARTS} parts",
+        ),
+        (
+            validate_batch_embed_request,
+            json.dumps({"requests": [{"content": {"parts": [{}] * 1000}}] * 51}).encode(),
+            f"requests: more than {MAX_PARTS} parts",
+        ),
     ],
     ids=[
         "embed-not-object",
@@ -152,6 +162,8 @@ EMBED = {"content": {"parts": [{"text": "hi"}]}}
         "batch-empty",
         "batch-request-without-content",
         "batch-too-many",
+        "embed-too-many-parts",
+        "batch-too-many-parts",
     ],
 )
 def test_bad_embedding_bodies_are_refused_naming_the_problem(
@@ -185,6 +197,8 @@ CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "h
         ("embeddings", {"model": "gemini-embedding-001"}, "input: Missing data"),
         ("embeddings", {"model": "gemini-embedding-001", "input": ""}, "input: must be"),
         ("embeddings", {"model": "gemini-embedding-001", "input": []}, "input: must be"),
+        ("embeddings", {"model": "gemini-embedding-001", "input": 5}, "input: must be"),
+        ("embeddings", {"model": "gemini-embedding-001", "input": {}}, "input: must be"),
     ],
     ids=[
         "not-object",
@@ -198,6 +212,8 @@ CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "h
         "no-input",
         "empty-input",
         "empty-input-list",
+        "input-a-number",
+        "input-an-object",
     ],
 )
 def test_bad_openai_bodies_are_refused_naming_the_problem(
