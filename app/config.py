@@ -18,6 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+# Imported for the URL check only; the client itself is made in the app factory, after the fork.
+import redis
+
 DEFAULT_MODEL_ID = "gemini-2.5-flash"
 DEFAULT_CHUNK_TOKEN = 50
 DEFAULT_PASSWORD = "kkb"
@@ -87,15 +90,20 @@ class Config:
     def __post_init__(self) -> None:
         if not self.api_keys:
             raise ConfigError("GEMINI_API_KEY_LIST", "no API key given (comma-separated list)")
+        first_of = {key: number for number, key in reversed(list(enumerate(self.api_keys, 1)))}
+        for number, key in enumerate(self.api_keys, 1):
+            if first_of[key] != number:
+                # By id: the message must not quote the key.
+                twice = f"k{first_of[key]} and k{number} are the same key"
+                raise ConfigError("GEMINI_API_KEY_LIST", twice)
         if not MODEL_NAME.fullmatch(self.model_id):
             raise ConfigError("MODEL_ID", MODEL_NAME_RULE)
         if not self.api_password:
             raise ConfigError("api_password", "must not be empty")
         if not self.api_base.startswith(("http://", "https://")):
             raise ConfigError("GEMINI_API_BASE", "must be an http:// or https:// URL")
-        if self.redis_url is not None and not self.redis_url.startswith(REDIS_SCHEMES):
-            # Never the value: it may hold Redis' password.
-            raise ConfigError("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+        if self.redis_url is not None:
+            _check_redis_url(self.redis_url)
         if self.keepalive_seconds < MIN_KEEPALIVE_SECONDS:
             raise ConfigError("KEEPALIVE_SECONDS", f"at least {MIN_KEEPALIVE_SECONDS} seconds")
 
@@ -179,6 +187,19 @@ def check_server_environ(environ: Mapping[str, str]) -> None:
     access_log = environ.get("ACCESS_LOG", "").strip()
     if access_log not in SWITCH_VALUES:
         raise ConfigError("ACCESS_LOG", f"expected 0 or 1, got {access_log!r}")
+
+
+def _check_redis_url(url: str) -> None:
+    """ConfigError unless the redis client can connect to `url` as given (scheme, host, port,
+    database and query options), checked here so a bad one stops the start, not each worker."""
+    # Never the value nor the client's message about it: either may quote Redis' password.
+    if not url.startswith(REDIS_SCHEMES):
+        raise ConfigError("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+    try:
+        redis.ConnectionPool.from_url(url).make_connection()  # builds it; connects on first use
+    except (ValueError, TypeError):
+        problem = "the redis client cannot use this URL (its port, database or a query option)"
+        raise ConfigError("REDIS_URL", problem) from None
 
 
 def _positive(environ: Mapping[str, str], name: str, kind: type[Number], default: Number) -> Number:

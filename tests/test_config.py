@@ -76,6 +76,12 @@ def test_settings_are_read_from_their_variables() -> None:
         ({"KEEPALIVE_SECONDS": "0"}, "KEEPALIVE_SECONDS"),
         ({"KEEPALIVE_SECONDS": "0.01"}, "KEEPALIVE_SECONDS"),
         ({"FAILOVER_DEADLINE": "soon"}, "FAILOVER_DEADLINE"),
+        ({"GEMINI_API_KEY_LIST": "a,b,a"}, "GEMINI_API_KEY_LIST"),
+        ({"REDIS_URL": "http://redis:6379/0"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://redis:port/0"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://redis:99999/0"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://redis/0?socket_timeout=soon"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://redis/0?colour=blue"}, "REDIS_URL"),
     ],
 )
 def test_bad_settings_raise_an_error_naming_the_variable(
@@ -89,6 +95,23 @@ def test_bad_settings_raise_an_error_naming_the_variable(
         Config.from_env(environ)
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("environ", "secret"),
+    [
+        ({"GEMINI_API_KEY_LIST": "AIza-one,AIza-two,AIza-one"}, "AIza-one"),
+        ({"GEMINI_API_KEY_LIST": "a", "REDIS_URL": "redis://:hunter2@redis:x/0"}, "hunter2"),
+    ],
+    ids=["key-listed-twice", "redis-url-with-password"],
+)
+def test_a_refused_secret_is_named_by_its_place_never_quoted(
+    environ: dict[str, str], secret: str
+) -> None:
+    """A key listed twice is named by its ids; a bad REDIS_URL is not repeated."""
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(environ)
+    assert secret not in str(caught.value)
 
 
 @pytest.mark.parametrize(
