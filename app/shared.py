@@ -221,7 +221,10 @@ def follow(refresh: Callable[[], None]) -> gevent.Greenlet:
 
     def loop() -> None:
         while (current := method()) is not None:
-            current()
+            try:
+                current()
+            except Exception:  # noqa: BLE001 - a bug must not end the mirror for the worker's life
+                LOGGER.exception("shared key state refresh failed")
             del current
             gevent.sleep(REFRESH_SECONDS)
 

@@ -8,8 +8,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+import gevent
 import pytest
 
+from app import shared
 from app.classify import UPSTREAM_FAULT, Verdict
 from app.keys import EVERY_MODEL, PROBE_WAIT, Key, KeyPool, Outage
 from app.logs import LOGGER
@@ -474,6 +476,27 @@ def test_an_entry_this_version_cannot_read_is_passed_over(
     later = shared_pools()
     later.refresh()
     assert later.state(later.keys[0]) == "disabled"
+
+
+def test_the_mirror_outlives_a_refresh_that_fails(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in one refresh is logged; the background greenlet goes on following Redis."""
+    monkeypatch.setattr(shared, "REFRESH_SECONDS", 0.01)
+
+    class Flaky:
+        calls = 0
+
+        def refresh(self) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("a bug")
+
+    flaky = Flaky()
+    greenlet = shared.follow(flaky.refresh)
+    wait_for(lambda: gevent.sleep(0.01) or flaky.calls >= 3)
+    greenlet.kill()
+    assert "shared key state refresh failed" in caplog.text
 
 
 def test_a_skewed_local_clock_changes_nothing(shared_pools: Callable[..., KeyPool]) -> None:
