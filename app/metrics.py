@@ -72,7 +72,8 @@ FIRST_CHUNK = Histogram(
 # livesum: the open requests of live workers, added up; a dead worker's count is dropped.
 IN_FLIGHT = Gauge(
     f"{PREFIX}_in_flight",
-    "/generate requests being served right now, from arrival to the stream's last byte.",
+    "Requests (/generate, native and OpenAI-compatible routes) being served right now, from"
+    " arrival to the answer's last byte.",
     multiprocess_mode="livesum",
 )
 
@@ -111,7 +112,7 @@ SHARED_ERRORS = Counter(
 )
 UPSTREAM_ATTEMPTS = Histogram(
     f"{PREFIX}_upstream_attempts",
-    "Upstream calls (keys tried) per valid /generate request.",
+    "Upstream calls (keys tried) per valid request of /generate, native or OpenAI routes.",
     buckets=ATTEMPT_BUCKETS,
 )
 STREAM_OUTCOMES = Counter(
