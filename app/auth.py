@@ -3,15 +3,18 @@ constant time.
 
 Usage::
 
-    if not password_matches(request, config.api_password):
-        raise ApiError(401, UNAUTHORIZED)
+    bp.before_request(require_password)   # every route of a blueprint
+    require_password()                    # first thing in a view
 """
 
 from __future__ import annotations
 
 import hmac
 
-from flask import Request
+from flask import Request, request
+
+from .errors import ApiError
+from .proxy import get_proxy
 
 BEARER = "bearer "
 # Every client library puts its key in one of these: curl users and OpenAI SDKs the Bearer token,
@@ -48,3 +51,9 @@ def password_matches(request: Request, password: str) -> bool:
     # compare_digest's time depends only on the length of its inputs, never on where they differ.
     matches = [hmac.compare_digest(given, expected) for given in presented_passwords(request)]
     return any(matches)
+
+
+def require_password() -> None:
+    """Refuse the request being served with ApiError(401) unless it carries the password."""
+    if not password_matches(request, get_proxy().config.api_password):
+        raise ApiError(401, UNAUTHORIZED)

@@ -19,12 +19,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, g, request
 
-from .auth import UNAUTHORIZED, password_matches
+from .auth import require_password
 from .bodies import read_body
 from .errors import ApiError
 from .passthrough import pass_through
 from .paths import API_VERSIONS
-from .proxy import get_proxy
 from .schemas import (
     validate_batch_embed_request,
     validate_embed_request,
@@ -34,6 +33,8 @@ from .schemas import (
 
 # One blueprint for every version: the version is part of the path, and goes upstream as it came.
 bp = Blueprint("native", __name__, url_prefix=f"/<any({', '.join(API_VERSIONS)}):version>")
+# Every path first checks the proxy's password.
+bp.before_request(require_password)
 # The model methods served, each with the check its body passes before it may reach Gemini.
 METHODS: dict[str, Callable[[bytes], None]] = {
     "generateContent": validate_generate_request,
@@ -70,13 +71,6 @@ def model_method(version: str, model: str, method: str) -> Response:
     validate(raw)
     g.record.model = model
     return _pass(version, "POST", f"/models/{model}:{method}", raw)
-
-
-@bp.before_request
-def _authorize() -> None:
-    """Every native path first checks the proxy's password."""
-    if not password_matches(request, get_proxy().config.api_password):
-        raise ApiError(401, UNAUTHORIZED)
 
 
 def _pass(version: str, method: str, path: str, body: bytes | None = None) -> Response:

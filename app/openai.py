@@ -13,17 +13,17 @@ errors pass through unchanged; the proxy's own errors here are OpenAI-shaped (ap
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, g
 
-from .auth import UNAUTHORIZED, password_matches
+from .auth import require_password
 from .bodies import read_body
-from .errors import ApiError
 from .passthrough import pass_through
 from .paths import OPENAI_PREFIX
-from .proxy import get_proxy
 from .schemas import OpenAIEndpoint, validate_model, validate_openai_request
 
 bp = Blueprint("openai", __name__, url_prefix=OPENAI_PREFIX)
+# Every path first checks the proxy's password.
+bp.before_request(require_password)
 
 
 # Registered without automatic OPTIONS, like /generate: these paths answer POST only.
@@ -47,13 +47,6 @@ def list_models() -> Response:
 def get_model(model: str) -> Response:
     target = f"{OPENAI_PREFIX}/models/{validate_model(model)}"
     return pass_through("GET", target, key_place="bearer")
-
-
-@bp.before_request
-def _authorize() -> None:
-    """Every OpenAI-compatible path first checks the proxy's password."""
-    if not password_matches(request, get_proxy().config.api_password):
-        raise ApiError(401, UNAUTHORIZED)
 
 
 def _post(path: str, endpoint: OpenAIEndpoint) -> Response:

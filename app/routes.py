@@ -14,7 +14,7 @@ from typing import Any, cast
 from flask import Blueprint, Response, g, request
 
 from . import metrics
-from .auth import UNAUTHORIZED, password_matches
+from .auth import require_password
 from .bodies import read_body
 from .chunker import CONTENTS, Content
 from .errors import JSON, ApiError, set_retry_after
@@ -33,9 +33,8 @@ STREAM_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
 @bp.post(GENERATE_PATH, provide_automatic_options=False)
 def generate() -> Response:
     """Relay one generation from Gemini as a stream of token-count chunks."""
+    require_password()
     proxy, record = get_proxy(), g.record
-    if not password_matches(request, proxy.config.api_password):
-        raise ApiError(401, UNAUTHORIZED)
     requested = request.args.get("model")
     model = proxy.config.model_id if requested is None else validate_model(requested)
     framing, content = _output(request.args.get("format"), request.args.get("content"))
