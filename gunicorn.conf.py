@@ -131,9 +131,15 @@ class RedactSecrets(logging.Filter):
         secrets = (*map(str.strip, keys), password, redis_url, redis_password)
         self.secrets = [s for s in secrets if s]
 
+    # What every record has; anything else is an `extra` field the JSON line writes out.
+    STANDARD_FIELDS = frozenset(vars(logging.makeLogRecord({})))
+
     def filter(self, record):
         message = self.clean(record.getMessage())
         record.msg, record.args = message, None
+        for name, value in list(vars(record).items()):
+            if name not in self.STANDARD_FIELDS:
+                setattr(record, name, self.clean_value(value))
         if record.exc_info:
             record.exc_text = self.clean(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
@@ -144,6 +150,16 @@ class RedactSecrets(logging.Filter):
         for secret in self.secrets:
             text = text.replace(secret, self.REPLACEMENT)
         return self.PATTERN.sub(self.REPLACEMENT, text)
+
+    def clean_value(self, value):
+        """An `extra` field's value cleaned: its strings, also inside lists and dicts."""
+        if isinstance(value, str):
+            return self.clean(value)
+        if isinstance(value, list | tuple):
+            return [self.clean_value(item) for item in value]
+        if isinstance(value, dict):
+            return {self.clean_value(k): self.clean_value(v) for k, v in value.items()}
+        return value
 
 
 # gunicorn's access line is off unless ACCESS_LOG=1: the app already writes one JSON line per

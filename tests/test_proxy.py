@@ -556,6 +556,9 @@ def test_no_key_or_password_in_logs_metrics_or_health(proxy: ProxyServer, sim: s
     bad_line = f"POST /generate?password={PASSWORD}&a=b\tc HTTP/1.1\r\nHost: x\r\n\r\n"
     assert raw_exchange(proxy, bad_line.encode())[0] == 400
     wait_for(lambda: "Invalid request" in proxy.output())
+    # A password put where a path's name goes is logged as the path: the log line redacts it.
+    for misplaced in (f"/v1beta/models/{PASSWORD}?key={PASSWORD}", f"/nowhere/{PASSWORD}"):
+        assert requests.get(f"{proxy.url}{misplaced}", timeout=REQUEST_TIMEOUT).status_code == 404
     served = "".join(
         requests.get(f"{proxy.url}{path}", timeout=REQUEST_TIMEOUT).text
         for path in ("/metrics", "/health")
