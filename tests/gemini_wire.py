@@ -15,6 +15,7 @@ import json
 from typing import Any
 
 from simulator import Behaviour, embedding_values, sse_events
+from tests.servers import configure
 
 STREAM_PATH = "/v1beta/models/gemini-test:streamGenerateContent"
 GENERATE_PATH = "/v1beta/models/gemini-test:generateContent"
@@ -47,6 +48,23 @@ def embed_with_sdk(client: Any) -> None:
     assert [each.values for each in embedded.embeddings] == [
         embedding_values(text, EMBEDDING_SIZE) for text in EMBEDDED_TEXTS
     ]
+
+
+def tool_call_with_sdk(client: Any, sim: str, streamed: bool) -> None:
+    """The openai SDK, tools offered, gets the simulator's scripted functionCall as its one tool
+    call, from a whole or a streamed chat completion."""
+    call = {"functionCall": {"name": "lookup", "args": {"q": "café"}}}
+    configure(sim, {"default": {"parts_extra": [call]}})
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    request = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "q"}]}
+    if streamed:
+        with client.chat.completions.stream(**request, tools=tools) as stream:
+            message = stream.get_final_completion().choices[0].message
+    else:
+        message = client.chat.completions.create(**request, tools=tools).choices[0].message
+    (tool_call,) = message.tool_calls
+    assert tool_call.function.name == "lookup"
+    assert json.loads(tool_call.function.arguments) == {"q": "café"}
 
 
 # Three words: three prompt tokens, as the simulator counts them.

@@ -15,7 +15,13 @@ from langchain_google_genai import ChatGoogleGenerativeAI
 
 from simulator import Behaviour, embedding_values
 from tests.client import calls_per_key, cooldowns, metric, upstream_calls
-from tests.gemini_wire import EMBEDDING_MODEL, LISTED_MODELS, answer_text, embed_with_sdk
+from tests.gemini_wire import (
+    EMBEDDING_MODEL,
+    LISTED_MODELS,
+    answer_text,
+    embed_with_sdk,
+    tool_call_with_sdk,
+)
 from tests.servers import KEYS, PASSWORD, ProxyServer, configure
 
 pytestmark = pytest.mark.integration
@@ -162,17 +168,7 @@ def test_openai_embeddings(proxy: ProxyServer, sim: str) -> None:
 @pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
 def test_openai_tool_call(proxy: ProxyServer, sim: str, streamed: bool) -> None:
     """With tools offered, the scripted functionCall is the SDK's tool call."""
-    call = {"functionCall": {"name": "lookup", "args": {"q": "café"}}}
-    configure(sim, {"default": {"parts_extra": [call]}})
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    client = openai_client(proxy)
-    if streamed:
-        with client.chat.completions.stream(**CHAT, tools=tools) as stream:
-            message = stream.get_final_completion().choices[0].message
-    else:
-        message = client.chat.completions.create(**CHAT, tools=tools).choices[0].message
-    (tool_call,) = message.tool_calls
-    assert json.loads(tool_call.function.arguments) == {"q": "café"}
+    tool_call_with_sdk(openai_client(proxy), sim, streamed)
     assert_gemini_saw_only_pool_keys(sim)
 
 

@@ -3,8 +3,6 @@
 with its defaults, and OpenAI's Python SDK on Gemini's OpenAI-compatible path. What Gemini's
 clients see is what the proxy's tests will see through the proxy."""
 
-import json
-
 import openai
 import pytest
 from google import genai
@@ -12,7 +10,13 @@ from google.genai import errors, types
 from langchain_google_genai import ChatGoogleGenerativeAI
 
 from simulator import Behaviour, embedding_values, fault_error
-from tests.gemini_wire import EMBEDDING_MODEL, LISTED_MODELS, answer_text, embed_with_sdk
+from tests.gemini_wire import (
+    EMBEDDING_MODEL,
+    LISTED_MODELS,
+    answer_text,
+    embed_with_sdk,
+    tool_call_with_sdk,
+)
 from tests.servers import configure, control
 
 pytestmark = pytest.mark.integration
@@ -195,18 +199,7 @@ def test_openai_embeddings(oai: openai.OpenAI) -> None:
 @pytest.mark.parametrize("streamed", [False, True])
 def test_openai_tool_call(sim: str, oai: openai.OpenAI, streamed: bool) -> None:
     """With tools offered, the scripted functionCall is the SDK's tool call, whole or streamed."""
-    call = {"functionCall": {"name": "lookup", "args": {"q": "café"}}}
-    configure(sim, {"default": {"parts_extra": [call]}})
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
-    request = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "q"}]}
-    if streamed:
-        with oai.chat.completions.stream(**request, tools=tools) as stream:
-            message = stream.get_final_completion().choices[0].message
-    else:
-        message = oai.chat.completions.create(**request, tools=tools).choices[0].message
-    (tool_call,) = message.tool_calls
-    assert tool_call.function.name == "lookup"
-    assert json.loads(tool_call.function.arguments) == {"q": "café"}
+    tool_call_with_sdk(oai, sim, streamed)
 
 
 @pytest.mark.parametrize("streamed", [False, True])
