@@ -52,7 +52,6 @@ class Key:
 class _Health:
     until: float = 0.0
     kind: Kind | None = None
-    seconds: float = 0.0
     # A disabled key whose time is up is lent to one request at a time to see if it works again.
     probing: bool = False
 
@@ -176,7 +175,7 @@ class KeyPool:
                 kind, seconds = cast(Kind, in_force.kind), in_force.seconds
             if probing:
                 self._shared.end_probe(print_)
-        self._health[scope] = _Health(now + seconds, kind, seconds)
+        self._health[scope] = _Health(now + seconds, kind)
         return seconds
 
     def refresh(self) -> None:
@@ -204,10 +203,10 @@ class KeyPool:
             scope = (key_id, penalty.model)
             listed.add(scope)
             kind, until = cast(Kind, penalty.kind), now + penalty.seconds
-            current = self._health.setdefault(scope, _Health(until, kind, penalty.seconds))
+            current = self._health.setdefault(scope, _Health(until, kind))
             # In place: a request may hold this entry while it waits for Redis (a probe's lease).
             if current.until < until:
-                current.until, current.kind, current.seconds = until, kind, penalty.seconds
+                current.until, current.kind = until, kind
         for scope, health in list(self._health.items()):
             probed_back = health.kind in DISABLING and not health.probing and health.until <= now
             if probed_back and scope not in listed:
