@@ -42,6 +42,10 @@ worker_class = "gevent"
 # The most streams one worker holds at once; the app sizes its upstream connection pool from the
 # same variable, so the two always agree.
 worker_connections = _env_int("WORKER_CONNECTIONS", 4096)
+# gevent records where every greenlet was spawned (ten frames of stack) for debugging tools; with
+# a greenlet per connection and per Gemini call that costs CPU and memory on every request.
+# Workers inherit the variable and gevent reads it when the first greenlet is made.
+os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "0")
 
 # -- Listen backlog --------------------------------------------------------------------------
 # Connections the kernel queues before a worker accepts them. A burst (a front end opening

@@ -51,8 +51,11 @@ def load_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: s
         "api_password",
         "GEMINI_API_KEY_LIST_FILE",
         "api_password_FILE",
+        "GEVENT_TRACK_GREENLET_TREE",
     ):
-        monkeypatch.delenv(name, raising=False)
+        # Set before it is deleted, so monkeypatch restores it even where the conf sets it.
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(str(CONF))
@@ -77,6 +80,17 @@ def test_gunicorn_reads_port_workers_and_connections_from_the_environment(
         monkeypatch, tmp_path, PORT="4321", WEB_CONCURRENCY="3", WORKER_CONNECTIONS="77"
     )
     assert (conf["bind"], conf["workers"], conf["worker_connections"]) == (["0.0.0.0:4321"], 3, 77)
+
+
+@pytest.mark.parametrize(("set_to", "seen"), [(None, "0"), ("1", "1")])
+def test_gevent_stops_recording_where_greenlets_were_spawned_unless_the_operator_asks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, set_to: str | None, seen: str
+) -> None:
+    """The workers inherit GEVENT_TRACK_GREENLET_TREE=0; an operator's own value is kept."""
+    load_gunicorn_conf(
+        monkeypatch, tmp_path, **({} if set_to is None else {"GEVENT_TRACK_GREENLET_TREE": set_to})
+    )
+    assert os.environ["GEVENT_TRACK_GREENLET_TREE"] == seen
 
 
 def test_the_listen_backlog_follows_the_connections_the_workers_hold(
