@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import gevent
 import requests
-from gevent.socket import wait_read
+from gevent.socket import wait
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
@@ -50,6 +50,8 @@ BROKE_OFF = "the Gemini stream broke off"
 # either bound the connection is dropped instead.
 DRAIN_TIMEOUT = 1.0
 DRAIN_BUDGET = 64 * 1024
+# The event loop's flag for a watch on a socket's reads (libev's EV_READ).
+READ = 1
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -173,7 +175,17 @@ class UpstreamStream:
         self._wait = timeout if first_wait is None else first_wait
         self._ended = self._closed = False
         self._last_read = time.monotonic()
-        self._reads = self._raw_reads(response.raw)
+        # chunk_size=None hands over each HTTP chunk as it arrives; iter_lines would hold back
+        # the last line until more data came (requests#2433). Unchunked (a relay in front of
+        # Gemini), iter_content(None) would read to the end of the body before yielding.
+        self._reads = (
+            response.iter_content(chunk_size=None)
+            if response.raw.chunked
+            else _unchunked_reads(response.raw)
+        )
+        # The event loop's watch on the socket for reads, made at the first wait and kept for
+        # every later one: a new watcher per wait cost a tenth of the waiting.
+        self._watcher: Any = None
 
     def iter_bytes(self) -> Iterator[bytes | None]:
         """The body as it arrives, None for each silence; raises UpstreamError if it breaks."""
@@ -198,6 +210,8 @@ class UpstreamStream:
         if self._closed:
             return
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.close()
         try:
             if reuse and not self._ended:
                 self._drain()
@@ -219,11 +233,13 @@ class UpstreamStream:
         if sock is None or self._buffered(sock):
             return True
         silent_until = self._last_read + self._wait
-        wait = silent_until - time.monotonic()
+        seconds = silent_until - time.monotonic()
         if self.keepalive is not None:
-            wait = min(wait, self.keepalive)
+            seconds = min(seconds, self.keepalive)
+        if self._watcher is None:
+            self._watcher = gevent.get_hub().loop.io(sock.fileno(), READ)
         try:
-            wait_read(sock.fileno(), max(wait, 0.0))
+            wait(self._watcher, max(seconds, 0.0))
         except TimeoutError:
             if time.monotonic() >= silent_until:
                 raise UpstreamTimeout(self._wait) from None
@@ -280,23 +296,18 @@ class UpstreamStream:
                 self._set_read_timeout(self.timeout)
         return data
 
-    def _raw_reads(self, raw: Any) -> Iterator[bytes]:
-        if raw.chunked:
-            # chunk_size=None hands over each HTTP chunk as it arrives; iter_lines would hold
-            # back the last line until more data came (requests#2433).
-            yield from self.response.iter_content(chunk_size=None)
-        else:
-            # Unchunked (a relay in front of Gemini), iter_content(None) would read to the end
-            # of the body before yielding; read1 returns whatever has arrived.
-            while data := raw.read1(READ_SIZE, decode_content=True):
-                yield data
-
     def _set_read_timeout(self, seconds: float) -> None:
         # urllib3 set the socket's timeout when the request was sent; body reads use it too.
         sock = self._socket()
         if sock is not None:
             sock.settimeout(seconds)
         self._wait = seconds
+
+
+def _unchunked_reads(raw: Any) -> Iterator[bytes]:
+    """An unchunked body's reads: read1 returns whatever has arrived."""
+    while data := raw.read1(READ_SIZE, decode_content=True):
+        yield data
 
 
 def _http_error(response: requests.Response, key: Key) -> UpstreamError:
