@@ -45,14 +45,11 @@ class Chunker:
         self.prompt_tokens: int | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False
-        self._text: list[str] = []
-        self._text_length = 0
+        # The answer text so far as UTF-8, kept for as long as the stream lasts: as a str, one
+        # emoji would make every character of it take 4 bytes.
+        self._text = bytearray()
         self._length_at_last_chunk = 0
         self._other_parts: list[Any] = []
-
-    @property
-    def content(self) -> str:
-        return "".join(self._text)
 
     def feed(self, event: dict[str, Any]) -> Chunk | None:
         """Take one decoded event; return the chunk it triggers, if any."""
@@ -70,8 +67,7 @@ class Chunker:
             if "text" not in part:
                 self._other_parts.append(part)
             elif not part.get("thought"):
-                self._text.append(part["text"])
-                self._text_length += len(part["text"])
+                self._text += part["text"].encode()
 
         finish_reason = candidate.get("finishReason")
         feedback = event.get("promptFeedback")
@@ -80,7 +76,7 @@ class Chunker:
             return self._final(finish_reason or block_reason, feedback)
 
         total = self.total_tokens
-        grew = self._text_length > self._length_at_last_chunk
+        grew = len(self._text) > self._length_at_last_chunk
         if total is None or total < self.threshold or not grew:
             return None
         self.threshold = (total // self.chunk_token + 1) * self.chunk_token
@@ -100,9 +96,10 @@ class Chunker:
     def _chunk(self, is_complete: bool) -> Chunk:
         self.chunks_sent += 1
         since = self._length_at_last_chunk if self.delta else 0
-        self._length_at_last_chunk = self._text_length
+        self._length_at_last_chunk = len(self._text)
         return {
-            "content": self.content[since:],
+            # Parts end on whole characters, so the bytes since the last chunk decode alone.
+            "content": self._text[since:].decode(),
             "is_complete": is_complete,
             "chunk_number": self.chunks_sent,
             "total_tokens": self.total_tokens,
