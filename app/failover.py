@@ -10,7 +10,7 @@ Usage::
 One loop (`Attempts._run`) serves /generate (`Generation`) and Gemini's own paths
 (`app.passthrough.PassThrough`). Each attempt is the same named steps:
 
-1. `_keys`: the next usable key, while MAX_ATTEMPTS and FAILOVER_DEADLINE allow;
+1. `_next_key`: the next usable key, while MAX_ATTEMPTS and FAILOVER_DEADLINE allow;
 2. `_call`: Gemini called with it, in a greenlet of its own;
 3. `_wait`: wait for the call, sending keep-alives where the body allows them;
 4. `_answer`: the call's stream, counted, or its failure;
@@ -123,12 +123,16 @@ class Attempts(ABC):
     def _run(self) -> Iterator[bytes]:
         failures: list[UpstreamError] = []
         try:
-            for key, remaining in self._keys():
+            while (attempt := self._next_key()) is not None:
+                key, remaining = attempt
                 self.relay = None
                 call = self._call(key, remaining)
                 yield from self._wait(call, key)
                 try:
-                    self.relay = self._relay(self._answer(call, key))
+                    upstream = self._answer(call, key)
+                    # The call's greenlet is spent; the stream need not keep it while it lasts.
+                    del call
+                    self.relay = self._relay(upstream)
                     yield from self.relay
                     return
                 except UpstreamError as failure:
@@ -147,19 +151,18 @@ class Attempts(ABC):
         finally:
             metrics.UPSTREAM_ATTEMPTS.observe(self.record.attempts)
 
-    def _keys(self) -> Iterator[tuple[Key, float]]:
-        """The keys to try, each with the seconds left of the request's deadline.
-
-        Stops at MAX_ATTEMPTS, at FAILOVER_DEADLINE, or when no untried key is usable.
-        """
-        config, record, pool = self.proxy.config, self.record, self.proxy.pool
-        while record.attempts < config.attempts_per_request:
-            remaining = record.started + config.failover_deadline - time.perf_counter()
-            key = pool.acquire(record.keys_tried, record.model) if remaining > 0 else None
-            if key is None:
-                return
-            record.keys_tried.append(key.id)
-            yield key, remaining
+    def _next_key(self) -> tuple[Key, float] | None:
+        """The next key to try, with the seconds left of the request's deadline; None at
+        MAX_ATTEMPTS, at FAILOVER_DEADLINE, or when no untried key is usable."""
+        config, record = self.proxy.config, self.record
+        remaining = record.started + config.failover_deadline - time.perf_counter()
+        if record.attempts >= config.attempts_per_request or remaining <= 0:
+            return None
+        key = self.proxy.pool.acquire(record.keys_tried, record.model)
+        if key is None:
+            return None
+        record.keys_tried.append(key.id)
+        return key, remaining
 
     def _call(self, key: Key, remaining: float) -> gevent.Greenlet:
         """`_open` run in its own greenlet, which the loop may wait on or abandon."""
