@@ -21,7 +21,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 
 # Under gevent's monkey-patching, like a gunicorn gevent worker: the upstream reads wait on
-# cooperative sockets (gevent's wait_read).
+# cooperative sockets (a gevent read watcher).
 test: lint
 	$(BIN)/python -m gevent.monkey --module pytest
 

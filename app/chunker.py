@@ -27,6 +27,9 @@ Chunk = dict[str, Any]
 # text added since the chunk before.
 Content = Literal["cumulative", "delta"]
 CONTENTS: tuple[Content, ...] = get_args(Content)
+# The text's UTF-8 keeps a lone surrogate that Gemini's JSON escaped (\ud800), for
+# app.relay.encode to pass on escaped as it came.
+TEXT_ERRORS = "surrogatepass"
 
 
 class Chunker:
@@ -45,8 +48,8 @@ class Chunker:
         self.prompt_tokens: int | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False
-        # The answer text so far as UTF-8, kept for as long as the stream lasts: as a str, one
-        # emoji would make every character of it take 4 bytes.
+        # The answer text so far as UTF-8, kept for as long as the stream lasts: joined into one
+        # str, a single emoji would make every character of it take 4 bytes.
         self._text = bytearray()
         self._length_at_last_chunk = 0
         self._other_parts: list[Any] = []
@@ -67,7 +70,7 @@ class Chunker:
             if "text" not in part:
                 self._other_parts.append(part)
             elif not part.get("thought"):
-                self._text += part["text"].encode()
+                self._text += part["text"].encode(errors=TEXT_ERRORS)
 
         finish_reason = candidate.get("finishReason")
         feedback = event.get("promptFeedback")
@@ -99,7 +102,7 @@ class Chunker:
         self._length_at_last_chunk = len(self._text)
         return {
             # Parts end on whole characters, so the bytes since the last chunk decode alone.
-            "content": self._text[since:].decode(),
+            "content": self._text[since:].decode(errors=TEXT_ERRORS),
             "is_complete": is_complete,
             "chunk_number": self.chunks_sent,
             "total_tokens": self.total_tokens,

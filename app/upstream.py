@@ -212,6 +212,7 @@ class UpstreamStream:
         self._closed = True
         if self._watcher is not None:
             self._watcher.close()
+            self._watcher = None
         try:
             if reuse and not self._ended:
                 self._drain()

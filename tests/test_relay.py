@@ -235,3 +235,34 @@ def test_an_error_event_before_any_chunk_is_judged_like_the_same_http_error(
     with pytest.raises(UpstreamError) as caught:
         run(sse({"error": error}))
     assert caught.value.verdict.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("events", "content"),
+    [
+        ([text_event("\ud800", 12, "STOP")], "\ud800"),
+        ([text_event("\ud83d", 12), text_event("\ude80", 25, "STOP")], "🚀"),
+    ],
+    ids=["lone", "pair-split-across-events"],
+)
+def test_surrogates_gemini_sent_escaped_reach_the_client_escaped(
+    events: list[dict], content: str
+) -> None:
+    """UTF-8 cannot carry a lone surrogate: the chunk escapes it as Gemini did, and stays JSON."""
+    body = json.loads(b"".join(run(sse(*events))[0]))
+    assert body[-1]["content"] == content and body[-1]["is_complete"]
+
+
+def test_a_lone_surrogate_outside_the_text_still_gives_a_json_body() -> None:
+    """The final chunk's finish reason, like any other field Gemini sends, is escaped too."""
+    body = json.loads(b"".join(run(sse(text_event("a", 12, "\udfff")))[0]))
+    assert body[-1]["finish_reason"] == "\udfff"
+
+
+def test_a_text_that_is_not_a_string_is_a_malformed_event_where_it_stands() -> None:
+    """A list where Gemini's text belongs ends the stream at that event, after the chunk before."""
+    bad = {"candidates": [{"content": {"parts": [{"text": ["not", "text"]}]}}]}
+    body = json.loads(b"".join(run(sse(text_event("a", 12), bad, text_event("b", 25)))[0]))
+    assert body[0]["content"] == "a"
+    assert body[-1]["error"]["message"] == "Gemini sent a malformed stream event"
+    assert body[-1]["chunk_number"] == 2
