@@ -183,8 +183,8 @@ class UpstreamStream:
             if response.raw.chunked
             else _unchunked_reads(response.raw)
         )
-        # The event loop's watch on the socket for reads, made at the first wait and kept for
-        # every later one: a new watcher per wait cost a tenth of the waiting.
+        # The event loop's watch on the socket for reads: made at the first wait and kept for
+        # every later one, not made and closed around each wait.
         self._watcher: Any = None
 
     def iter_bytes(self) -> Iterator[bytes | None]:
