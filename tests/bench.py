@@ -62,7 +62,15 @@ SCALE_EVENTS = 20
 SCALE_DELAY = 1.0
 BURST = 100
 BURST_INTERVAL = 0.05
-SECTIONS = ("1", "1b", "2", "3", "4", "5")
+# Section 6: callgrind counts the instructions a worker runs, which neither the machine's other
+# load nor its clock moves, where CPU seconds per stream move by 10 to 20% between runs of one
+# build. The difference of two loads cancels start-up and warm-up; a few streams at once keep the
+# slowed worker (some 50 times) up with the simulator's pace, so its reads are as in section 1.
+IR_STREAMS = (60, 180)
+IR_CONCURRENCY = 5
+IR_STARTUP_TIMEOUT = 300.0
+IR_SUMMARY = re.compile(r"^summary: (\d+)$", re.MULTILINE)
+SECTIONS = ("1", "1b", "2", "3", "4", "5", "6")
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=600)
 
 
@@ -550,6 +558,63 @@ def nginx_floor(streams: int, concurrency: int) -> str:
     return table_row("nginx pass-through: CPU per stream, load as in 1 (ms)", used)
 
 
+def instructions() -> list[str]:
+    """Section 6: instructions per stream, the proxy's and the bare stack's, under callgrind."""
+    if shutil.which("valgrind") is None:
+        return [table_row("callgrind: not installed (apt-get install valgrind)", [])]
+    proxy, bare = (instructions_per_stream(app) for app in ("wsgi:app", FLOOR_APP))
+    return [
+        table_row("proxy: instructions per 10-event stream (millions)", [proxy / 1e6]),
+        table_row("bare stack: instructions per 10-event stream (millions)", [bare / 1e6]),
+        table_row("proxy against the bare stack (times)", [proxy / bare]),
+    ]
+
+
+def instructions_per_stream(app: str) -> float:
+    """Instructions one gevent worker runs per stream of section 1's events, under callgrind."""
+    few, many = (worker_instructions(app, streams) for streams in IR_STREAMS)
+    return (many - few) / (IR_STREAMS[1] - IR_STREAMS[0])
+
+
+def worker_instructions(app: str, streams: int) -> int:
+    """Instructions one worker of `app` ran from its fork to its exit, `streams` served."""
+    work = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
+    # ProxyServer runs `PYTHON -m gunicorn ...`: this PYTHON runs the same under callgrind.
+    python = work / "python"
+    python.write_text(
+        f"#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={work}/out.%p"
+        f' {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    sim = Simulator("--events", "10", "--delay", "0.05")
+    server = ProxyServer(
+        {
+            "GEMINI_API_KEY_LIST": ",".join(KEYS),
+            "api_password": PASSWORD,
+            "GEMINI_API_BASE": sim.url,
+            # Dicts laid out the same in every run; a slowed worker's boot is not a stuck one.
+            "PYTHONHASHSEED": "0",
+            "GUNICORN_CMD_ARGS": f"--timeout {IR_STARTUP_TIMEOUT:g}",
+        },
+        workers=1,
+        app=app,
+        python=str(python),
+    )
+    try:
+        server.wait_ready(IR_STARTUP_TIMEOUT)
+        worker = family(server.process.pid)[1]
+        results, _ = run_load(f"{server.url}/generate", AUTH, streams, IR_CONCURRENCY)
+        if not all(result.ok for result in results):
+            raise RuntimeError(f"{app}: a stream failed under callgrind")
+    finally:
+        server.stop(IR_STARTUP_TIMEOUT)
+        sim.stop()
+    try:
+        return int(IR_SUMMARY.search((work / f"out.{worker}").read_text())[1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # -- Report --------------------------------------------------------------------------------------
 
 
@@ -600,6 +665,9 @@ def main(argv: list[str] | None = None) -> None:
         "5": ("Floors: nginx as a pass-through, the bare stack (tests/floor_app.py), the rig"
          " itself",
          lambda: floors(600, 50, scale_streams, delay_streams)),
+        "6": (f"Instructions per stream under callgrind: 1 worker, section 1's streams"
+         f" {IR_CONCURRENCY} at a time ({IR_STREAMS[1]} less {IR_STREAMS[0]})",
+         instructions),
     }  # fmt: skip
     report = [
         "# Benchmarks",

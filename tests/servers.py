@@ -136,9 +136,9 @@ class ProxyServer:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self) -> ProxyServer:
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> ProxyServer:
         """Block until both the socket answers and every worker has booted."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited early:\n{self.output()}")
@@ -162,14 +162,14 @@ class ProxyServer:
         complete = text[: text.rfind("\n") + 1]
         return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> int:
         """SIGTERM gunicorn and wait for it; return its exit code. Safe to call twice."""
         if self._captured is not None:
             return self.process.returncode
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            code = self.process.wait(SHUTDOWN_TIMEOUT)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             code = self.process.wait()
