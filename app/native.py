@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, g, request
 
 from .auth import require_password
-from .bodies import read_body
+from .bodies import check_body, read_body
 from .errors import ApiError
 from .passthrough import pass_through
 from .paths import API_VERSIONS
@@ -68,7 +68,7 @@ def model_method(version: str, model: str, method: str) -> Response:
     if validate is None:
         raise ApiError(404, f"unknown method {method!r}: {', '.join(sorted(METHODS))}")
     raw = read_body()
-    validate(raw)
+    check_body(validate, raw)
     g.record.model = model
     return _pass(version, "POST", f"/models/{model}:{method}", raw)
 

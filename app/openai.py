@@ -16,7 +16,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g
 
 from .auth import require_password
-from .bodies import read_body
+from .bodies import check_body, read_body
 from .passthrough import pass_through
 from .paths import OPENAI_PREFIX
 from .schemas import OpenAIEndpoint, validate_model, validate_openai_request
@@ -52,5 +52,5 @@ def get_model(model: str) -> Response:
 def _post(path: str, endpoint: OpenAIEndpoint) -> Response:
     raw = read_body()
     # The body's model is the one a cooldown is about (and the log's model).
-    g.record.model = validate_openai_request(raw, endpoint)
+    g.record.model = check_body(validate_openai_request, raw, endpoint)
     return pass_through("POST", OPENAI_PREFIX + path, raw, key_place="bearer")

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, g, request
 
 from . import metrics
 from .auth import require_password
-from .bodies import read_body
+from .bodies import check_body, read_body
 from .chunker import CONTENTS, Content
 from .errors import JSON, ApiError, set_retry_after
 from .failover import Generation
@@ -39,7 +39,7 @@ def generate() -> Response:
     model = proxy.config.model_id if requested is None else validate_model(requested)
     framing, content = _output(request.args.get("format"), request.args.get("content"))
     raw = read_body()
-    validate_generate_request(raw)
+    check_body(validate_generate_request, raw)
 
     record.model = model
     answer = Generation(proxy, model, raw, record, framing, content)

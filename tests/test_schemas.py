@@ -8,7 +8,9 @@ from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
+from greenlet import getcurrent
 
+from app.bodies import check_body
 from app.config import MODEL_NAME_RULE, Config, ConfigError
 from app.errors import ApiError
 from app.schemas import (
@@ -56,6 +58,29 @@ def test_bad_bodies_are_refused_with_a_400_naming_the_problem(raw: bytes, named:
         validate_generate_request(raw)
     assert caught.value.code == 400
     assert named in caught.value.message
+
+
+def test_a_body_check_runs_in_a_greenlet_of_its_own_that_ends_with_it() -> None:
+    """check_body gives the check's result; the check ran apart from the caller, and is over."""
+    ran_in = []
+
+    def check(raw: bytes, suffix: str) -> str:
+        ran_in.append(getcurrent())
+        return raw.decode() + suffix
+
+    assert check_body(check, b"gemini", "-2.5") == "gemini-2.5"
+    assert ran_in[0] is not getcurrent()
+    assert ran_in[0].dead
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b"{}", b"\xff"])
+def test_a_body_checks_error_reaches_the_caller_as_the_check_raised_it(raw: bytes) -> None:
+    """Run apart, the check refuses a body just as it does when called directly."""
+    with pytest.raises(ApiError) as direct:
+        validate_generate_request(raw)
+    with pytest.raises(ApiError) as apart:
+        check_body(validate_generate_request, raw)
+    assert (apart.value.code, apart.value.message) == (direct.value.code, direct.value.message)
 
 
 @pytest.mark.parametrize(
