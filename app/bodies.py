@@ -10,7 +10,7 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from flask import current_app, request
 from greenlet import greenlet
@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import ApiError
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -37,12 +38,16 @@ def read_body() -> bytes:
     return raw
 
 
-def check_body(check: Callable[..., T], raw: bytes, *args: Any) -> T:
-    """`check(raw, *args)` run in a greenlet of its own: its result, or the error it raises.
+def check_body(
+    check: Callable[Concatenate[bytes, P], T], raw: bytes, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """`check(raw, ...)` run at once in a greenlet of its own: its result, or what it raises.
 
-    Python 3.11 gives each greenlet its own stack of Python frames, and the memory pages that
-    marshmallow's deep calls touch would stay with the request's greenlet for as long as its
-    stream lasts: 3.5 KB a stream, measured (BENCHMARKS.md). A greenlet of its own gives them
-    back when it ends. The check runs at once, to its end, before the request goes on.
+    The check must not block (it would leave the request's greenlet mid-switch) and sees no
+    request context (a greenlet starts with context variables of its own): the schemas'
+    validators are pure code.
     """
-    return greenlet(check).switch(raw, *args)
+    # Python 3.11 gives each greenlet its own stack of Python frames, and the memory pages that
+    # marshmallow's deep calls touch would stay with the request's greenlet for as long as its
+    # stream lasts: 3.5 KB a stream (BENCHMARKS.md). This greenlet gives them back as it ends.
+    return greenlet(check).switch(raw, *args, **kwargs)
