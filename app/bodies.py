@@ -49,5 +49,5 @@ def check_body(
     """
     # Python 3.11 gives each greenlet its own stack of Python frames, and the memory pages that
     # marshmallow's deep calls touch would stay with the request's greenlet for as long as its
-    # stream lasts: 3.5 KB a stream (BENCHMARKS.md). This greenlet gives them back as it ends.
+    # stream lasts: 3.6 KB a stream (BENCHMARKS.md). This greenlet gives them back as it ends.
     return greenlet(check).switch(raw, *args, **kwargs)

@@ -681,14 +681,16 @@ def main(argv: list[str] | None = None) -> None:
          " itself",
          lambda: floors(600, 50, scale_streams, delay_streams)),
         "6": (f"User-space instructions per stream under callgrind: 1 worker, section 1's streams"
-         f" {IR_CONCURRENCY} at a time ({IR_STREAMS[1]} less {IR_STREAMS[0]})",
+         f" {IR_CONCURRENCY} at a time (the count at {IR_STREAMS[1]} streams less that at"
+         f" {IR_STREAMS[0]}, per stream)",
          instructions),
     }  # fmt: skip
     report = [
         "# Benchmarks",
         "",
         f"`make bench` on {machine()}; {time.strftime('%Y-%m-%d')}. Medians of {REPEATS} runs,"
-        " with their range; loopback only, the simulator and the client on the same 2 cores.",
+        " with their range (section 6: one count each); loopback only, the simulator and the"
+        " client on the same 2 cores.",
         "",
     ]
     for number, (title, measure) in parts.items():
