@@ -582,7 +582,9 @@ def instructions_per_stream(app: str) -> float:
 
 
 def worker_instructions(app: str, streams: int) -> int:
-    """Instructions one worker of `app` ran from its fork to its exit, `streams` served."""
+    """Instructions callgrind counted for one worker of `app` at its exit, `streams` served
+    (what the worker inherited from its master at the fork included: the difference of two loads
+    cancels it)."""
     work = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
     sim = None
     server = None
